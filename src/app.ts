@@ -1,0 +1,40 @@
+// The whole application as one plugin. Registration order matters and is spelled out here:
+// configuration, then HTTP hardening, then our shared dependencies, then the routes.
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config, ConfigSource } from './config/index.js';
+import configPlugin from './plugins/app/config.js';
+import databasePlugin from './plugins/app/database.js';
+import errorsPlugin from './plugins/app/errors.js';
+import systemMonitorPlugin from './plugins/app/system-monitor.js';
+import corsPlugin from './plugins/external/cors.js';
+import helmetPlugin from './plugins/external/helmet.js';
+import rateLimitPlugin from './plugins/external/rate-limit.js';
+import swaggerPlugin from './plugins/external/swagger.js';
+import underPressurePlugin from './plugins/external/under-pressure.js';
+import websocketPlugin from './plugins/external/websocket.js';
+import apiRoutes from './routes/index.js';
+
+export interface AppOptions {
+  config: Readonly<Config>;
+  sources: Readonly<Record<string, ConfigSource>>;
+}
+
+const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
+  const { config } = opts;
+  await fastify.register(configPlugin, { config, sources: opts.sources });
+  await fastify.register(helmetPlugin, { config });
+  await fastify.register(corsPlugin, { config });
+  await fastify.register(underPressurePlugin, { config });
+  await fastify.register(rateLimitPlugin, { config });
+  await fastify.register(errorsPlugin, { config });
+  await fastify.register(websocketPlugin);
+  await fastify.register(swaggerPlugin);
+
+  await fastify.register(systemMonitorPlugin);
+  await fastify.register(databasePlugin, { config });
+
+  await fastify.register(apiRoutes, { prefix: '/api/v2' });
+};
+
+export default fp(app, { name: 'switchboard' });

@@ -1,0 +1,303 @@
+// The shape of Switchboard's configuration: one zod schema with every default, and the table that maps
+// environment variables (the original system's names first) onto its nested keys.
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Accepts a boolean or the usual spellings of one in environment variables. */
+const bool = () =>
+  z.preprocess(
+    (value) => {
+      if (typeof value !== 'string') return value;
+      const v = value.trim().toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(v)) return true;
+      if (['false', '0', 'no', 'off'].includes(v)) return false;
+      return value;
+    },
+    z.boolean({ error: 'expected true or false' }),
+  );
+
+/** A whole number, from a number or a numeric string. */
+const int = (min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value),
+    z
+      .number({ error: 'expected a whole number' })
+      .int({ error: 'expected a whole number' })
+      .min(min, { error: `expected at least ${min}` })
+      .max(max, { error: `expected at most ${max}` }),
+  );
+
+/** A number (fractions allowed), from a number or a numeric string. */
+const num = (min: number, max: number) =>
+  z.preprocess(
+    (value) =>
+      typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))
+        ? Number(value)
+        : value,
+    z
+      .number({ error: 'expected a number' })
+      .min(min, { error: `expected at least ${min}` })
+      .max(max, { error: `expected at most ${max}` }),
+  );
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+};
+
+/** A size in bytes: a number, or a string such as "10485760", "512k" or "10MB". */
+const bytes = (min: number) =>
+  z.preprocess(
+    (value) => {
+      if (typeof value !== 'string') return value;
+      const match = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(value);
+      const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
+      return match && unit ? Number(match[1]) * unit : value;
+    },
+    z
+      .number({ error: 'expected a size in bytes such as 10485760, 512k or 10MB' })
+      .int({ error: 'expected a whole number of bytes' })
+      .min(min, { error: `expected at least ${min} bytes` }),
+  );
+
+/** A list, from an array or a comma-separated string; entries trimmed, empty ones dropped. */
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (value) =>
+      typeof value === 'string'
+        ? value
+            .split(',')
+            .map((part) => part.trim())
+            .filter(Boolean)
+        : value,
+    z.array(item, { error: 'expected a list (YAML/JSON array or comma-separated string)' }),
+  );
+
+const optionalString = () =>
+  z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
+
+const url = (protocols: string[]) =>
+  z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z
+      .string()
+      .refine(
+        (value) => {
+          try {
+            return protocols.includes(new URL(value).protocol);
+          } catch {
+            return false;
+          }
+        },
+        { error: `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+      )
+      .optional(),
+  );
+
+const origin = z.string().refine(
+  (value) => {
+    if (value === '*') return true;
+    try {
+      const parsed = new URL(value);
+      return parsed.origin === value.replace(/\/$/, '');
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected an origin such as https://chat.example.com (scheme, host and optional port)' },
+);
+
+export const configSchema = z.object({
+  server: z.object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: int(0, 65535).default(8000),
+    debug: bool().default(true),
+    timezone: z
+      .string()
+      .regex(/^(Z|UTC|[+-](0\d|1[0-4]):[0-5]\d)$/, { error: 'expected Z, UTC or an offset such as +05:30' })
+      .default('Z'),
+    trust_proxy: bool().default(false),
+    behind_tls: bool().default(false),
+    cors_origins: list(origin).default([]),
+    body_limit: bytes(1024).default(1024 * 1024),
+    request_timeout_ms: int(0, 600_000).default(30_000),
+    shutdown_timeout_ms: int(100, 600_000).default(10_000),
+    max_event_loop_delay_ms: int(0, 60_000).default(1_000),
+    not_found_per_minute: int(1, 1_000_000).default(120),
+  }),
+  ws: z.object({
+    host: optionalString(),
+    port: int(0, 65535).optional(),
+    max_connections: int(1, 1_000_000).default(10_000),
+  }),
+  auth: z.object({
+    secret_key: optionalString(),
+    session_timeout_s: int(60, 31_536_000).default(3600),
+    max_login_attempts: int(1, 1000).default(5),
+    admin_email: optionalString(),
+    admin_password: optionalString(),
+  }),
+  database: z.object({
+    url: url(['mongodb:', 'mongodb+srv:']),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,63}$/, { error: 'expected 1-63 letters, digits, _ or -' })
+      .default('switchboard'),
+    embedded: z
+      .enum(['auto', 'mongod', 'ferretdb'], { error: 'expected auto, mongod or ferretdb' })
+      .default('auto'),
+    data_dir: z.string().min(1).default('data'),
+    cache_dir: z
+      .string()
+      .min(1)
+      .default(path.join(os.homedir(), '.cache', 'switchboard')),
+    pool_size: int(1, 1000).default(20),
+    timeout_ms: int(100, 120_000).default(5_000),
+  }),
+  files: z.object({
+    max_file_size: bytes(1).default(10 * 1024 * 1024),
+    allowed_extensions: list(
+      z
+        .string()
+        .transform((ext) => ext.toLowerCase().replace(/^\./, ''))
+        .pipe(z.string().regex(/^[a-z0-9]{1,10}$/, { error: 'expected extensions such as png,pdf,txt' })),
+    ).default([
+      'jpg',
+      'jpeg',
+      'png',
+      'gif',
+      'webp',
+      'pdf',
+      'txt',
+      'md',
+      'csv',
+      'doc',
+      'docx',
+      'xls',
+      'xlsx',
+      'ppt',
+      'pptx',
+      'zip',
+    ]),
+    upload_path: z.string().min(1).default('uploads'),
+  }),
+  logging: z.object({
+    level: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        error: 'expected fatal, error, warn, info, debug, trace or silent',
+      })
+      .default('info'),
+    dir: z.string().min(1).default('logs'),
+    max_size: z
+      .string()
+      .regex(/^\d+[kmg]$/i, { error: 'expected a size such as 512k, 10m or 1g' })
+      .default('10m'),
+    frequency: z.enum(['daily', 'hourly'], { error: 'expected daily or hourly' }).default('daily'),
+    retention: int(1, 1000).default(14),
+    console: z
+      .enum(['auto', 'pretty', 'json', 'off'], { error: 'expected auto, pretty, json or off' })
+      .default('auto'),
+  }),
+  rate_limit: z.object({
+    enabled: bool().default(true),
+    messages_per_minute: int(1, 1_000_000).default(60),
+    file_uploads_per_hour: int(1, 1_000_000).default(30),
+  }),
+  monitoring: z.object({
+    enabled: bool().default(true),
+    metrics_enabled: bool().default(true),
+    health_check_interval_s: num(0.05, 3600).default(10),
+  }),
+  redis: z.object({
+    url: url(['redis:', 'rediss:']),
+  }),
+  integrations: z.object({
+    // Accepted for compatibility with the original deployment's environment; this server does not use it.
+    attendance_db_url: optionalString(),
+  }),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+/**
+ * Environment variables (and .env keys) and the nested key each one sets. The original system's names
+ * come first and keep their meaning; the rest are Switchboard's own.
+ */
+export const ENV_KEYS: Readonly<Record<string, string>> = {
+  MONGO_URL: 'database.url',
+  DB_NAME: 'database.name',
+  SECRET_KEY: 'auth.secret_key',
+  SESSION_TIMEOUT: 'auth.session_timeout_s',
+  MAX_LOGIN_ATTEMPTS: 'auth.max_login_attempts',
+  HOST: 'server.host',
+  PORT: 'server.port',
+  DEBUG: 'server.debug',
+  WS_HOST: 'ws.host',
+  WS_PORT: 'ws.port',
+  WS_MAX_CONNECTIONS: 'ws.max_connections',
+  MAX_FILE_SIZE: 'files.max_file_size',
+  ALLOWED_EXTENSIONS: 'files.allowed_extensions',
+  UPLOAD_PATH: 'files.upload_path',
+  LOG_LEVEL: 'logging.level',
+  LOG_DIR: 'logging.dir',
+  RATE_LIMITING_ENABLED: 'rate_limit.enabled',
+  MESSAGES_PER_MINUTE: 'rate_limit.messages_per_minute',
+  FILE_UPLOADS_PER_HOUR: 'rate_limit.file_uploads_per_hour',
+  MONITORING_ENABLED: 'monitoring.enabled',
+  METRICS_ENABLED: 'monitoring.metrics_enabled',
+  HEALTH_CHECK_INTERVAL: 'monitoring.health_check_interval_s',
+  ATTENDANCE_DB_URL: 'integrations.attendance_db_url',
+  // Switchboard's own.
+  DATA_DIR: 'database.data_dir',
+  CACHE_DIR: 'database.cache_dir',
+  EMBEDDED_DB: 'database.embedded',
+  DB_POOL_SIZE: 'database.pool_size',
+  DB_TIMEOUT_MS: 'database.timeout_ms',
+  CORS_ORIGINS: 'server.cors_origins',
+  TIMEZONE: 'server.timezone',
+  TRUST_PROXY: 'server.trust_proxy',
+  BEHIND_TLS: 'server.behind_tls',
+  BODY_LIMIT: 'server.body_limit',
+  REQUEST_TIMEOUT_MS: 'server.request_timeout_ms',
+  SHUTDOWN_TIMEOUT_MS: 'server.shutdown_timeout_ms',
+  MAX_EVENT_LOOP_DELAY_MS: 'server.max_event_loop_delay_ms',
+  NOT_FOUND_PER_MINUTE: 'server.not_found_per_minute',
+  REDIS_URL: 'redis.url',
+  ADMIN_EMAIL: 'auth.admin_email',
+  ADMIN_PASSWORD: 'auth.admin_password',
+  LOG_MAX_SIZE: 'logging.max_size',
+  LOG_FREQUENCY: 'logging.frequency',
+  LOG_RETENTION: 'logging.retention',
+  LOG_CONSOLE: 'logging.console',
+};
+
+/** Variables that are read before the layers are merged (they say where the layers are). */
+export const META_ENV_KEYS = ['CONFIG_DIR'] as const;
+
+/** Keys whose values never appear in logs, errors or the admin config view. */
+export const SECRET_KEYS = new Set([
+  'auth.secret_key',
+  'auth.admin_password',
+  'database.url',
+  'redis.url',
+  'integrations.attendance_db_url',
+]);
+
+/** Values that ship in examples and tutorials: never acceptable as a production secret. */
+export const KNOWN_PLACEHOLDER_SECRETS = new Set([
+  'your-secret-key-here',
+  'your-secret-key',
+  'secret',
+  'changeme',
+  'change-me',
+  'replace-with-at-least-32-random-characters',
+]);
+
+export const MIN_SECRET_LENGTH = 32;

@@ -1,0 +1,39 @@
+// Every collection and index Switchboard uses, declared in one place and created at start-up.
+// Later issues add their collections here; every query on a hot path must be covered by one of these.
+import type { CreateIndexesOptions, Db, IndexSpecification } from 'mongodb';
+
+export const COLLECTIONS = {
+  /** One document per installation fact (schema version, when the database was first used). */
+  meta: 'meta',
+} as const;
+
+export interface IndexDeclaration {
+  collection: string;
+  key: IndexSpecification;
+  options: CreateIndexesOptions & { name: string };
+}
+
+export const INDEXES: readonly IndexDeclaration[] = [
+  { collection: COLLECTIONS.meta, key: { key: 1 }, options: { name: 'meta_key_unique', unique: true } },
+];
+
+/** Creates the declared indexes; safe to run on every start (createIndex is idempotent). */
+export async function ensureIndexes(db: Db): Promise<void> {
+  for (const index of INDEXES) {
+    await db.collection(index.collection).createIndex(index.key, index.options);
+  }
+}
+
+export const SCHEMA_VERSION = 1;
+
+/** Records, once, that this database belongs to Switchboard and which schema version it holds. */
+export async function ensureInstallation(db: Db, now: Date): Promise<{ created_at: Date }> {
+  const meta = db.collection<{ key: string; created_at: Date; schema_version: number }>(COLLECTIONS.meta);
+  await meta.updateOne(
+    { key: 'installation' },
+    { $setOnInsert: { key: 'installation', created_at: now, schema_version: SCHEMA_VERSION } },
+    { upsert: true },
+  );
+  const doc = await meta.findOne({ key: 'installation' });
+  return { created_at: doc!.created_at };
+}

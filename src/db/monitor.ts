@@ -1,0 +1,134 @@
+// Watches the database with a periodic ping so that health is cheap to read and readiness is honest.
+// The server starts and keeps running without a database; work that needs one (indexes, bootstrap) runs
+// once the first ping succeeds, and the driver reconnects by itself when the database returns.
+import type { Db } from 'mongodb';
+import type { FastifyBaseLogger } from 'fastify';
+
+export type DatabaseStatus = 'unknown' | 'up' | 'down';
+
+export interface DatabaseState {
+  engine: string;
+  version: string | null;
+  embedded: boolean;
+  status: DatabaseStatus;
+  latency_ms: number | null;
+  checked_at: Date | null;
+  error: string | null;
+}
+
+type ReadyTask = (db: Db) => Promise<void>;
+
+export class DatabaseMonitor {
+  readonly state: DatabaseState;
+  private readonly readyTasks: { name: string; run: ReadyTask }[] = [];
+  private readyDone = false;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private readonly readyWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: {
+      intervalMs: number;
+      timeoutMs: number;
+      embedded: boolean;
+      engine: string;
+      log: FastifyBaseLogger;
+    },
+  ) {
+    this.state = {
+      engine: options.engine,
+      version: null,
+      embedded: options.embedded,
+      status: 'unknown',
+      latency_ms: null,
+      checked_at: null,
+      error: null,
+    };
+  }
+
+  /** Adds work to run once the database is first reachable (in registration order). */
+  onReady(name: string, run: ReadyTask): void {
+    this.readyTasks.push({ name, run });
+  }
+
+  get isUp(): boolean {
+    return this.state.status === 'up';
+  }
+
+  /** Resolves when the first ping and the ready tasks have succeeded. */
+  whenReady(): Promise<void> {
+    if (this.readyDone) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  start(): void {
+    void this.check();
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A request just failed to reach the database: say so now and look again soon. */
+  markUnavailable(error: unknown): void {
+    if (this.state.status !== 'down') this.setDown(error);
+    void this.check();
+  }
+
+  /** One ping, bounded by the configured timeout; concurrent callers share it. */
+  check(): Promise<void> {
+    this.inFlight ??= this.ping().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async ping(): Promise<void> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.db.command({ ping: 1 }),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer to ping within ${this.options.timeoutMs} ms`)),
+            this.options.timeoutMs,
+          );
+        }),
+      ]);
+      const latency = Math.round((performance.now() - started) * 100) / 100;
+      if (this.state.status !== 'up') {
+        this.options.log.info({ latency_ms: latency, engine: this.state.engine }, 'database reachable');
+      }
+      Object.assign(this.state, { status: 'up', latency_ms: latency, checked_at: new Date(), error: null });
+      if (!this.readyDone) await this.runReadyTasks();
+    } catch (error) {
+      if (this.state.status !== 'down') this.setDown(error);
+      this.state.checked_at = new Date();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private setDown(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.options.log.warn({ err: message }, 'database unreachable');
+    Object.assign(this.state, { status: 'down', latency_ms: null, error: message });
+  }
+
+  private async runReadyTasks(): Promise<void> {
+    try {
+      const info = await this.db.admin().command({ buildInfo: 1 });
+      this.state.engine = typeof info.ferretdbVersion === 'string' ? 'ferretdb' : 'mongodb';
+      this.state.version = String(info.ferretdbVersion ?? info.version ?? '') || null;
+      for (const task of this.readyTasks) await task.run(this.db);
+    } catch (error) {
+      // Not fatal: the next successful ping runs the tasks again (each is idempotent).
+      this.options.log.warn({ err: error }, 'database start-up tasks failed; will retry');
+      return;
+    }
+    this.readyDone = true;
+    this.readyWaiters.splice(0).forEach((resolve) => resolve());
+  }
+}

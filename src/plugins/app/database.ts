@@ -1,0 +1,77 @@
+// The MongoDB connection: resolves the database (MONGO_URL, else an embedded server), opens one pooled
+// client, ensures indexes once the database answers, and watches it for health and readiness.
+import { setTimeout as delay } from 'node:timers/promises';
+import fp from 'fastify-plugin';
+import { MongoClient, type Db } from 'mongodb';
+import type { Config } from '../../config/index.js';
+import { ensureIndexes, ensureInstallation } from '../../db/collections.js';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../db/embedded.js';
+import { DatabaseMonitor } from '../../db/monitor.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    mongo: MongoClient;
+    db: Db;
+    database: DatabaseMonitor;
+  }
+}
+
+export default fp(
+  async function databasePlugin(fastify, opts: { config: Config }) {
+    const { database, monitoring } = opts.config;
+    let embedded: EmbeddedDatabase | undefined;
+    let url = database.url;
+    if (!url) {
+      embedded = await startEmbeddedDatabase({
+        dataDir: database.data_dir,
+        cacheDir: database.cache_dir,
+        prefer: database.embedded,
+        log: (message) => fastify.log.info(message),
+      });
+      url = embedded.url;
+    }
+    fastify.log.info(
+      {
+        source: embedded ? 'embedded' : 'MONGO_URL',
+        engine: embedded?.engine ?? 'from MONGO_URL',
+        database: database.name,
+      },
+      embedded ? `database: embedded ${embedded.engine} in ${database.data_dir}` : 'database: MONGO_URL',
+    );
+
+    const client = new MongoClient(url, {
+      appName: 'switchboard',
+      maxPoolSize: database.pool_size,
+      // These bound how long a request can wait on a database that is gone: it then gets 503.
+      serverSelectionTimeoutMS: database.timeout_ms,
+      connectTimeoutMS: database.timeout_ms,
+      heartbeatFrequencyMS: Math.max(500, Math.min(10_000, database.timeout_ms)),
+    });
+    const db = client.db(database.name);
+    const monitor = new DatabaseMonitor(db, {
+      intervalMs: monitoring.health_check_interval_s * 1000,
+      timeoutMs: Math.min(database.timeout_ms, 2_000),
+      embedded: embedded !== undefined,
+      engine: embedded?.engine === 'mongod' ? 'mongodb' : (embedded?.engine ?? 'unknown'),
+      log: fastify.log,
+    });
+    monitor.onReady('indexes', ensureIndexes);
+    monitor.onReady('installation', async (readyDb) => void (await ensureInstallation(readyDb, new Date())));
+
+    fastify.decorate('mongo', client);
+    fastify.decorate('db', db);
+    fastify.decorate('database', monitor);
+
+    fastify.addHook('onReady', async () => {
+      monitor.start();
+      // Start ready when the database is there, but never wait longer than a request would.
+      await Promise.race([monitor.whenReady(), delay(database.timeout_ms, undefined, { ref: false })]);
+    });
+    fastify.addHook('onClose', async () => {
+      monitor.stop();
+      await client.close();
+      await embedded?.stop();
+    });
+  },
+  { name: 'database' },
+);

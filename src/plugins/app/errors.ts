@@ -1,0 +1,153 @@
+// One error handler for the whole server: every status ≥ 400 leaves in the contract's shape with a stable
+// code; 4xx pass through, database outages become 503 DATABASE_UNAVAILABLE, and anything unexpected is
+// logged with its context and masked as 500 INTERNAL_ERROR. Also the (rate-limited) 404 handler and the
+// x-request-id response header.
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../../config/index.js';
+import { isDatabaseUnavailable } from '../../db/errors.js';
+import { Errors, type ErrorBody, type ErrorDetail } from '../../errors.js';
+import { redactUrl } from '../../logging/redact-url.js';
+
+/** Fastify's own error codes that clients can cause, and what they mean in our contract. */
+const FRAMEWORK_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_BAD_URL: 'BAD_URL',
+};
+
+/** A code for 4xx errors that carry none of ours (e.g. from a third-party plugin). */
+const STATUS_FALLBACK_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  408: 'REQUEST_TIMEOUT',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  431: 'HEADERS_TOO_LARGE',
+};
+
+const OUR_CODE = /^[A-Z][A-Z0-9_]*$/;
+
+interface Described {
+  statusCode: number;
+  code: string;
+  message: string;
+  details?: ErrorDetail[];
+  retryAfterS?: number;
+}
+
+export function describeError(
+  error: FastifyError & { details?: ErrorDetail[]; retryAfterMs?: number },
+): Described {
+  if (isDatabaseUnavailable(error) || error.code === 'DATABASE_UNAVAILABLE') {
+    return {
+      statusCode: 503,
+      code: 'DATABASE_UNAVAILABLE',
+      message: new Errors.DATABASE_UNAVAILABLE().message,
+      retryAfterS: 5,
+    };
+  }
+  if (error.validation) {
+    const details = error.validation.map((issue) => ({
+      path: issue.instancePath.replace(/^\//, '').replaceAll('/', '.') || (error.validationContext ?? ''),
+      message: issue.message ?? 'is invalid',
+    }));
+    return {
+      statusCode: 400,
+      code: 'VALIDATION_FAILED',
+      message: `Invalid ${error.validationContext ?? 'input'}: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`,
+      details,
+    };
+  }
+  const status = error.statusCode ?? 500;
+  if (
+    status >= 500 &&
+    error.code !== 'DATABASE_UNAVAILABLE' &&
+    error.code !== 'SERVER_OVERLOADED' &&
+    error.code !== 'SHUTTING_DOWN'
+  ) {
+    return { statusCode: 500, code: 'INTERNAL_ERROR', message: new Errors.INTERNAL_ERROR().message };
+  }
+  const framework = error.code ? FRAMEWORK_CODES[error.code] : undefined;
+  const code =
+    framework ??
+    (error.code && OUR_CODE.test(error.code) ? error.code : (STATUS_FALLBACK_CODES[status] ?? 'BAD_REQUEST'));
+  const retryAfterS = error.retryAfterMs !== undefined ? Math.ceil(error.retryAfterMs / 1000) : undefined;
+  const message = framework === 'INVALID_JSON' ? new Errors.INVALID_JSON().message : error.message;
+  return { statusCode: status, code, message, details: error.details, retryAfterS };
+}
+
+export function errorBody(request: FastifyRequest, described: Described): ErrorBody {
+  const body: ErrorBody = {
+    statusCode: described.statusCode,
+    code: described.code,
+    error: STATUS_CODES[described.statusCode] ?? 'Error',
+    message: described.message,
+    request_id: request.id,
+  };
+  if (described.details?.length) body.details = described.details;
+  if (described.retryAfterS !== undefined) body.retry_after = described.retryAfterS;
+  return body;
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, described: Described): FastifyReply {
+  if (described.retryAfterS !== undefined) void reply.header('retry-after', String(described.retryAfterS));
+  return reply
+    .code(described.statusCode)
+    .type('application/json; charset=utf-8')
+    .send(errorBody(request, described));
+}
+
+export default fp(
+  async function errorsPlugin(fastify, opts: { config: Config }) {
+    fastify.addHook('onSend', async (request, reply) => {
+      void reply.header('x-request-id', request.id);
+    });
+
+    fastify.setErrorHandler((error: FastifyError, request, reply) => {
+      const described = describeError(error);
+      if (described.code === 'DATABASE_UNAVAILABLE') {
+        fastify.database?.markUnavailable(error);
+        request.log.warn({ err: error.message, url: redactUrl(request.url) }, 'database unavailable');
+      } else if (described.statusCode >= 500) {
+        request.log.error({ err: error, req: requestContext(request) }, 'request failed');
+      }
+      return sendError(request, reply, described);
+    });
+
+    const notFound = (request: FastifyRequest, reply: FastifyReply) =>
+      sendError(request, reply, {
+        statusCode: 404,
+        code: 'ROUTE_NOT_FOUND',
+        message: new Errors.ROUTE_NOT_FOUND(request.method, request.url.split('?')[0]).message,
+      });
+    // Scanners walk unknown paths: each client gets a bounded number of 404s per minute.
+    const preHandler = opts.config.rate_limit.enabled
+      ? fastify.rateLimit({ max: opts.config.server.not_found_per_minute, timeWindow: 60_000 })
+      : undefined;
+    fastify.setNotFoundHandler(preHandler ? { preHandler } : {}, notFound);
+  },
+  { name: 'errors', dependencies: ['rate-limit'] },
+);
+
+/** What a 5xx log line needs to reproduce the problem; headers are redacted by the logger. */
+function requestContext(request: FastifyRequest) {
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    route: request.routeOptions?.url,
+    headers: request.headers,
+    remote_address: request.ip,
+  };
+}

@@ -1,0 +1,76 @@
+// Health for ops: no authentication. /health reads state kept by background checks, so it stays cheap.
+import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
+import { Errors } from '../../errors.js';
+import { errorResponses } from '../../schemas/error.js';
+import { healthSchema, liveSchema, readySchema } from '../../schemas/health.js';
+import { VERSION } from '../../version.js';
+
+/** Above these the server still works but ops should look: status "degraded". */
+const DEGRADED_DB_LATENCY_MS = 250;
+const DEGRADED_EVENT_LOOP_P99_MS = 200;
+
+const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
+  const { monitoring } = fastify.config;
+  const startedAt = performance.now();
+  const uptime = () => Math.round((performance.now() - startedAt) / 1000);
+
+  fastify.get(
+    '/health',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Overall health: database, process figures (200 ok/degraded, 503 down)',
+        response: { 200: healthSchema, 503: healthSchema },
+      },
+    },
+    async (_request, reply) => {
+      if (!monitoring.enabled) return { status: 'ok' as const, version: VERSION, uptime_s: uptime() };
+      const database = fastify.database.state;
+      const system = fastify.system.snapshot();
+      const down = database.status !== 'up';
+      const degraded =
+        (database.latency_ms ?? 0) > DEGRADED_DB_LATENCY_MS ||
+        system.event_loop_delay_p99_ms > DEGRADED_EVENT_LOOP_P99_MS;
+      const status = down ? ('down' as const) : degraded ? ('degraded' as const) : ('ok' as const);
+      return reply.code(down ? 503 : 200).send({
+        status,
+        version: VERSION,
+        uptime_s: uptime(),
+        checks: {
+          database: {
+            engine: database.engine,
+            version: database.version,
+            embedded: database.embedded,
+            status: database.status,
+            latency_ms: database.latency_ms,
+            checked_at: database.checked_at?.toISOString() ?? null,
+          },
+        },
+        system,
+      });
+    },
+  );
+
+  fastify.get(
+    '/health/live',
+    { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: liveSchema } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  fastify.get(
+    '/health/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: 503 DATABASE_UNAVAILABLE while the database cannot be reached',
+        response: { 200: readySchema, ...errorResponses(503) },
+      },
+    },
+    async () => {
+      if (!fastify.database.isUp) throw new Errors.DATABASE_UNAVAILABLE();
+      return { status: 'ready' as const };
+    },
+  );
+};
+
+export default healthRoutes;

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+export const healthStatusSchema = z.enum(['ok', 'degraded', 'down']);
+
+export const databaseCheckSchema = z.object({
+  engine: z.string().describe('mongodb or ferretdb (unknown until first reached)'),
+  version: z.string().nullable(),
+  embedded: z.boolean().describe('true when the server started its own database (no MONGO_URL)'),
+  status: z.enum(['unknown', 'up', 'down']),
+  latency_ms: z.number().nullable().describe('round trip of the last ping'),
+  checked_at: z.string().nullable(),
+});
+
+export const systemSchema = z.object({
+  rss_bytes: z.number(),
+  heap_used_bytes: z.number(),
+  event_loop_delay_p99_ms: z.number(),
+  cpu_percent: z.number(),
+});
+
+export const healthSchema = z
+  .object({
+    status: healthStatusSchema,
+    version: z.string(),
+    uptime_s: z.number(),
+    checks: z.object({ database: databaseCheckSchema }).optional(),
+    system: systemSchema.optional(),
+  })
+  .meta({ id: 'Health' });
+
+export const liveSchema = z.object({ status: z.literal('ok') });
+export const readySchema = z.object({ status: z.literal('ready') });

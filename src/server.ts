@@ -1,0 +1,128 @@
+// The only place that creates the Fastify instance, listens, and shuts down. `npm start` runs this file.
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import closeWithGrace from 'close-with-grace';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import app from './app.js';
+import {
+  ConfigError,
+  loadConfig,
+  type Config,
+  type LoadedConfig,
+  type LoadConfigOptions,
+} from './config/index.js';
+import { createLoggers, type Loggers } from './logging/index.js';
+import { AccessLogController } from './logging/log-controller.js';
+import { EmbeddedDatabaseError } from './db/embedded.js';
+import { sendError } from './plugins/app/errors.js';
+
+export interface BuiltServer {
+  app: FastifyInstance;
+  loggers: Loggers;
+  config: Readonly<Config>;
+  /** Closes the app (sockets with 1001, in-flight requests, database), then flushes the logs. */
+  close(): Promise<void>;
+}
+
+/** An incoming x-request-id is kept only if it is short and plain, so it cannot forge log lines. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function serverOptions(config: Config, loggers: Loggers): FastifyServerOptions {
+  return {
+    loggerInstance: loggers.main,
+    logController: new AccessLogController(),
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    bodyLimit: config.server.body_limit,
+    trustProxy: config.server.trust_proxy,
+    requestTimeout: config.server.request_timeout_ms,
+    return503OnClosing: true,
+    // On close, idle keep-alive sockets go at once; busy ones finish their request first.
+    forceCloseConnections: 'idle',
+    frameworkErrors: (error, request, reply) => {
+      sendError(request, reply, { statusCode: 400, code: 'BAD_REQUEST', message: error.message });
+    },
+  };
+}
+
+export async function buildServer(
+  loaded: LoadedConfig,
+  options: { isTTY?: boolean } = {},
+): Promise<BuiltServer> {
+  const { config } = loaded;
+  const loggers = createLoggers(config, { isTTY: options.isTTY });
+  const fastify = Fastify(serverOptions(config, loggers));
+  fastify.decorate('loggers', loggers);
+  for (const warning of loaded.warnings) fastify.log.warn(warning);
+  try {
+    await fastify.register(app, { config, sources: loaded.sources });
+    await fastify.ready();
+  } catch (error) {
+    await fastify.close().catch(() => undefined);
+    await loggers.close();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await fastify.close();
+      await loggers.close();
+    })());
+  return { app: fastify, loggers, config, close };
+}
+
+/** Loads the configuration, builds the server, listens, and closes gracefully on SIGTERM/SIGINT. */
+export async function start(options: LoadConfigOptions = {}): Promise<BuiltServer> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig(options);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) console.error(`config error: ${problem}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const { config } = loaded;
+  let server: BuiltServer;
+  try {
+    server = await buildServer(loaded, { isTTY: process.stdout.isTTY });
+  } catch (error) {
+    console.error(error instanceof EmbeddedDatabaseError ? error.message : error);
+    process.exit(1);
+  }
+  const log = server.app.log;
+  if (loaded.files.length) log.info({ files: loaded.files }, 'configuration files read');
+
+  closeWithGrace(
+    { delay: config.server.shutdown_timeout_ms, logger: { error: (m: unknown) => log.error(m) } },
+    async ({ signal, err }) => {
+      if (err) log.error({ err }, 'closing after an uncaught error');
+      else log.info({ signal }, 'shutting down');
+      await server.close();
+    },
+  );
+
+  await server.app.listen({ host: config.server.host, port: config.server.port });
+  log.info(
+    {
+      url: `http://${config.server.host}:${config.server.port}/api/v2`,
+      docs: '/api/v2/docs',
+      engine: server.app.database.state.engine,
+    },
+    'switchboard listening',
+  );
+  return server;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    loggers: Loggers;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await start();
+}

@@ -1,0 +1,74 @@
+// Builds the real application for a test file: real database server (from global-setup), its own database
+// name, log files in a temporary folder, and a known secret. Close it in afterAll (or use `useTestApp`).
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { loadConfig } from '../src/config/index.js';
+import { buildServer, type BuiltServer } from '../src/server.js';
+
+export const TEST_SECRET = 'test-secret-key-that-is-long-enough-0123456789';
+
+export interface TestApp extends BuiltServer {
+  logDir: string;
+  databaseName: string;
+}
+
+type Overrides = Record<string, Record<string, unknown>>;
+
+/** A fresh database name: test files never see each other's data. */
+export function uniqueDatabaseName(): string {
+  return `sbtest_${randomBytes(6).toString('hex')}`;
+}
+
+export function testConfigOverrides(extra: Overrides = {}): {
+  overrides: Overrides;
+  logDir: string;
+  databaseName: string;
+} {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-test-logs-'));
+  const databaseName = uniqueDatabaseName();
+  const base: Overrides = {
+    server: { debug: false },
+    auth: { secret_key: TEST_SECRET },
+    database: { url: inject('mongoUrl'), name: databaseName, timeout_ms: 1500 },
+    logging: { dir: logDir, console: 'off', level: 'info' },
+    monitoring: { health_check_interval_s: 0.2 },
+  };
+  const overrides: Overrides = { ...base };
+  for (const [group, values] of Object.entries(extra)) overrides[group] = { ...base[group], ...values };
+  return { overrides, logDir, databaseName };
+}
+
+export async function buildTestApp(extra: Overrides = {}): Promise<TestApp> {
+  const { overrides, logDir, databaseName } = testConfigOverrides(extra);
+  const loaded = loadConfig({ env: {}, cwd: logDir, overrides });
+  const server = await buildServer(loaded);
+  const close = server.close;
+  return {
+    ...server,
+    logDir,
+    databaseName,
+    close: async () => {
+      await server.app.db.dropDatabase().catch(() => undefined);
+      await close();
+      fs.rmSync(logDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Builds one app for the whole file and closes it afterwards. */
+export function useTestApp(extra: Overrides = {}): () => TestApp {
+  let testApp: TestApp | undefined;
+  beforeAll(async () => {
+    testApp = await buildTestApp(extra);
+  });
+  afterAll(async () => {
+    await testApp?.close();
+  });
+  return () => {
+    if (!testApp) throw new Error('the test app is not built yet (use it inside a test or hook)');
+    return testApp;
+  };
+}
