@@ -5,10 +5,12 @@ import fp from 'fastify-plugin';
 import type { Config, ConfigSource } from './config/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
+import servicesPlugin from './plugins/app/services.js';
 import errorsPlugin from './plugins/app/errors.js';
 import systemMonitorPlugin from './plugins/app/system-monitor.js';
 import corsPlugin from './plugins/external/cors.js';
 import helmetPlugin from './plugins/external/helmet.js';
+import jwtPlugin from './plugins/external/jwt.js';
 import rateLimitPlugin from './plugins/external/rate-limit.js';
 import swaggerPlugin from './plugins/external/swagger.js';
 import underPressurePlugin from './plugins/external/under-pressure.js';
@@ -33,6 +35,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   await fastify.register(systemMonitorPlugin);
   await fastify.register(databasePlugin, { config });
+  await fastify.register(jwtPlugin, { config });
+  await fastify.register(servicesPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

@@ -5,7 +5,25 @@ export const Errors = {
   VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
   INVALID_JSON: createError('INVALID_JSON', 'The request body is not valid JSON', 400),
   UNAUTHORIZED: createError('UNAUTHORIZED', 'Authentication is required', 401),
+  INVALID_TOKEN: createError('INVALID_TOKEN', 'The token is invalid, expired or revoked', 401),
+  INVALID_CREDENTIALS: createError('INVALID_CREDENTIALS', 'The email or password is incorrect', 401),
   FORBIDDEN: createError('FORBIDDEN', 'You are not allowed to do this', 403),
+  ACCOUNT_DISABLED: createError('ACCOUNT_DISABLED', 'This account is disabled', 403),
+  WRONG_PASSWORD: createError('WRONG_PASSWORD', 'The current password is incorrect', 403),
+  USER_NOT_FOUND: createError('USER_NOT_FOUND', 'User %s not found', 404),
+  EMAIL_TAKEN: createError('EMAIL_TAKEN', 'A user with this email already exists', 409),
+  INVALID_SET_PASSWORD_TOKEN: createError(
+    'INVALID_SET_PASSWORD_TOKEN',
+    'The set-password token is invalid, used or expired',
+    400,
+  ),
+  IMPORT_INVALID: createError('IMPORT_INVALID', '%s', 400),
+  ACCOUNT_LOCKED: createError('ACCOUNT_LOCKED', 'Too many failed logins; try again in %s seconds', 423),
+  LOGIN_THROTTLED: createError(
+    'LOGIN_THROTTLED',
+    'Too many failed logins from this address; try again in %s seconds',
+    429,
+  ),
   ROUTE_NOT_FOUND: createError('ROUTE_NOT_FOUND', 'Route %s %s not found', 404),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'The request body is larger than %s bytes', 413),
   UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Content type %s is not supported here', 415),
@@ -21,6 +39,11 @@ export const Errors = {
 } as const;
 
 export type ErrorCode = keyof typeof Errors;
+
+/** An error that tells the client when to retry (Retry-After header and `retry_after` in the body). */
+export function withRetryAfter<T extends Error>(error: T, seconds: number): T & { retryAfterMs: number } {
+  return Object.assign(error, { retryAfterMs: Math.max(1, Math.ceil(seconds)) * 1000 });
+}
 
 /** One entry of `details` in the error body: which input field failed and why. */
 export interface ErrorDetail {

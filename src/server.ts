@@ -105,7 +105,18 @@ export async function start(options: LoadConfigOptions = {}): Promise<BuiltServe
     },
   );
 
-  await server.app.listen({ host: config.server.host, port: config.server.port });
+  try {
+    await server.app.listen({ host: config.server.host, port: config.server.port });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const hint = code === 'EADDRINUSE' ? ' (is another server running? set PORT to use another port)' : '';
+    log.fatal({ err: error }, `cannot listen on ${config.server.host}:${config.server.port}${hint}`);
+    console.error(
+      `cannot listen on ${config.server.host}:${config.server.port}: ${(error as Error).message}${hint}`,
+    );
+    await server.close();
+    process.exit(1);
+  }
   log.info(
     {
       url: `http://${config.server.host}:${config.server.port}/api/v2`,

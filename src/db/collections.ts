@@ -5,6 +5,10 @@ import type { CreateIndexesOptions, Db, IndexSpecification } from 'mongodb';
 export const COLLECTIONS = {
   /** One document per installation fact (schema version, when the database was first used). */
   meta: 'meta',
+  users: 'users',
+  sessions: 'sessions',
+  loginThrottle: 'login_throttle',
+  passwordTokens: 'password_tokens',
 } as const;
 
 export interface IndexDeclaration {
@@ -15,6 +19,27 @@ export interface IndexDeclaration {
 
 export const INDEXES: readonly IndexDeclaration[] = [
   { collection: COLLECTIONS.meta, key: { key: 1 }, options: { name: 'meta_key_unique', unique: true } },
+  // Login and lookups by email (case-insensitive through the lower-cased copy).
+  {
+    collection: COLLECTIONS.users,
+    key: { email_lower: 1 },
+    options: { name: 'users_email_unique', unique: true },
+  },
+  // Directory: sorted by name, filtered by department, searched by word prefix.
+  { collection: COLLECTIONS.users, key: { name_lower: 1, _id: 1 }, options: { name: 'users_name' } },
+  {
+    collection: COLLECTIONS.users,
+    key: { department: 1, name_lower: 1 },
+    options: { name: 'users_department_name' },
+  },
+  { collection: COLLECTIONS.users, key: { search_terms: 1 }, options: { name: 'users_search_terms' } },
+  { collection: COLLECTIONS.users, key: { roles: 1 }, options: { name: 'users_roles' } },
+  {
+    collection: COLLECTIONS.sessions,
+    key: { user_id: 1, revoked_at: 1 },
+    options: { name: 'sessions_user_open' },
+  },
+  { collection: COLLECTIONS.passwordTokens, key: { user_id: 1 }, options: { name: 'password_tokens_user' } },
 ];
 
 /** Creates the declared indexes; safe to run on every start (createIndex is idempotent). */

@@ -2,12 +2,21 @@
 // (third-party plugins keep their plain JSON-schema responses).
 import { serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
 import type { FastifyPluginAsync } from 'fastify';
+import authenticatePlugin from '../plugins/app/authenticate.js';
+import adminUsersRoutes from './admin/users.js';
+import authRoutes from './auth/index.js';
 import healthRoutes from './health/index.js';
+import usersRoutes from './users/index.js';
 
 const apiRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);
+  // Every route below requires a valid access token unless it is marked `config: { public: true }`.
+  await fastify.register(authenticatePlugin);
   await fastify.register(healthRoutes);
+  await fastify.register(authRoutes);
+  await fastify.register(usersRoutes);
+  await fastify.register(adminUsersRoutes);
 };
 
 export default apiRoutes;

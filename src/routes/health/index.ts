@@ -17,6 +17,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get(
     '/health',
     {
+      config: { public: true },
       schema: {
         tags: ['health'],
         summary: 'Overall health: database, process figures (200 ok/degraded, 503 down)',
@@ -53,13 +54,17 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
 
   fastify.get(
     '/health/live',
-    { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: liveSchema } } },
+    {
+      config: { public: true },
+      schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: liveSchema } },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
   fastify.get(
     '/health/ready',
     {
+      config: { public: true },
       schema: {
         tags: ['health'],
         summary: 'Readiness: 503 DATABASE_UNAVAILABLE while the database cannot be reached',

@@ -1,0 +1,48 @@
+// Authentication for every /api/v2 route unless the route says `config: { public: true }` (login,
+// refresh, health, signed file links). Safe by default: a new route is protected unless marked public.
+import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { Errors } from '../../errors.js';
+import type { Principal, RequestContext } from '../../services/context.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller; set on every non-public route. */
+    principal: Principal;
+  }
+  interface FastifyContextConfig {
+    /** No credential needed for this route. */
+    public?: boolean;
+  }
+}
+
+/** Reads `Authorization: Bearer <token>`; undefined when absent, INVALID_TOKEN when malformed. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+  if (!match) throw new Errors.INVALID_TOKEN();
+  return match[1];
+}
+
+export function requestContext(request: FastifyRequest): RequestContext {
+  const agent = request.headers['user-agent'];
+  return {
+    requestId: request.id,
+    ip: request.ip ?? null,
+    userAgent: typeof agent === 'string' ? agent.slice(0, 300) : null,
+  };
+}
+
+export default fp(
+  async function authenticatePlugin(fastify) {
+    fastify.decorateRequest('principal', null as unknown as Principal);
+    fastify.addHook('onRequest', async (request) => {
+      if (request.routeOptions.config.public || request.is404) return;
+      const token = bearerToken(request);
+      if (!token) throw new Errors.UNAUTHORIZED();
+      request.principal = await fastify.auth.authenticate(token);
+    });
+  },
+  { name: 'authenticate', dependencies: ['services'] },
+);

@@ -1,0 +1,36 @@
+// One-time set-password tokens (stored by hash) for accounts created without a password.
+import type { Collection, Db } from 'mongodb';
+import { COLLECTIONS } from '../db/collections.js';
+
+export interface PasswordTokenDoc {
+  _id: string; // sha256 of the token
+  user_id: string;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export class PasswordTokensRepository {
+  private readonly tokens: Collection<PasswordTokenDoc>;
+
+  constructor(db: Db) {
+    this.tokens = db.collection<PasswordTokenDoc>(COLLECTIONS.passwordTokens);
+  }
+
+  insert(token: PasswordTokenDoc): Promise<unknown> {
+    return this.tokens.insertOne(token);
+  }
+
+  /** Marks the token used if it is unused and unexpired; returns it, or null. One caller wins. */
+  consume(hash: string, at: Date): Promise<PasswordTokenDoc | null> {
+    return this.tokens.findOneAndUpdate(
+      { _id: hash, used_at: null, expires_at: { $gt: at } },
+      { $set: { used_at: at } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  release(hash: string): Promise<unknown> {
+    return this.tokens.updateOne({ _id: hash }, { $set: { used_at: null } });
+  }
+}

@@ -1,0 +1,68 @@
+// MongoDB access for login sessions. A session holds the hash of its current refresh token and of the one
+// before it (to recognise a replayed token), its idle and absolute expiry, and its revocation.
+import type { Collection, Db } from 'mongodb';
+import { COLLECTIONS } from '../db/collections.js';
+
+export interface SessionDoc {
+  _id: string;
+  user_id: string;
+  refresh_hash: string;
+  previous_refresh_hash: string | null;
+  created_at: Date;
+  last_used_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export class SessionsRepository {
+  private readonly sessions: Collection<SessionDoc>;
+
+  constructor(db: Db) {
+    this.sessions = db.collection<SessionDoc>(COLLECTIONS.sessions);
+  }
+
+  insert(session: SessionDoc): Promise<unknown> {
+    return this.sessions.insertOne(session);
+  }
+
+  findById(id: string): Promise<SessionDoc | null> {
+    return this.sessions.findOne({ _id: id });
+  }
+
+  /** Swaps the refresh token only if `currentHash` is still the current one (two racing refreshes: one wins). */
+  rotate(id: string, currentHash: string, nextHash: string, at: Date): Promise<SessionDoc | null> {
+    return this.sessions.findOneAndUpdate(
+      { _id: id, refresh_hash: currentHash, revoked_at: null },
+      { $set: { refresh_hash: nextHash, previous_refresh_hash: currentHash, last_used_at: at } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  touch(id: string, at: Date): Promise<unknown> {
+    return this.sessions.updateOne({ _id: id, revoked_at: null }, { $set: { last_used_at: at } });
+  }
+
+  revoke(id: string, reason: string, at: Date): Promise<SessionDoc | null> {
+    return this.sessions.findOneAndUpdate(
+      { _id: id, revoked_at: null },
+      { $set: { revoked_at: at, revoked_reason: reason } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  /** Revokes every open session of a user except `keep`; returns the ids revoked. */
+  async revokeAllForUser(userId: string, reason: string, at: Date, keep?: string): Promise<string[]> {
+    const filter = { user_id: userId, revoked_at: null, ...(keep ? { _id: { $ne: keep } } : {}) };
+    const open = await this.sessions.find(filter, { projection: { _id: 1 } }).toArray();
+    if (open.length === 0) return [];
+    const ids = open.map((s) => s._id);
+    await this.sessions.updateMany(
+      { _id: { $in: ids }, revoked_at: null },
+      { $set: { revoked_at: at, revoked_reason: reason } },
+    );
+    return ids;
+  }
+}

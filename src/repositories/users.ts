@@ -1,0 +1,102 @@
+// MongoDB access for users. Plain objects in, plain objects out; no business rules here.
+import type { Collection, Db, Filter } from 'mongodb';
+import type { Role } from '../auth/permissions.js';
+import { COLLECTIONS } from '../db/collections.js';
+
+export type UserStatus = 'active' | 'disabled';
+
+export interface UserDoc {
+  _id: string;
+  email: string;
+  email_lower: string;
+  name: string;
+  name_lower: string;
+  /** Lower-cased, accent-free words of the name and the email, for prefix search. */
+  search_terms: string[];
+  department: string;
+  team: string | null;
+  designation: string | null;
+  roles: Role[];
+  status: UserStatus;
+  password_hash: string | null;
+  avatar_file_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+  last_seen_at: Date | null;
+}
+
+export interface DirectoryQuery {
+  prefix?: string;
+  department?: string;
+  after?: { name_lower: string; id: string };
+  limit: number;
+}
+
+export class UsersRepository {
+  private readonly users: Collection<UserDoc>;
+
+  constructor(db: Db) {
+    this.users = db.collection<UserDoc>(COLLECTIONS.users);
+  }
+
+  insert(user: UserDoc): Promise<unknown> {
+    return this.users.insertOne(user);
+  }
+
+  findById(id: string): Promise<UserDoc | null> {
+    return this.users.findOne({ _id: id });
+  }
+
+  findByEmail(email: string): Promise<UserDoc | null> {
+    return this.users.findOne({ email_lower: email.toLowerCase() });
+  }
+
+  findByEmails(emailsLower: string[]): Promise<UserDoc[]> {
+    return this.users.find({ email_lower: { $in: emailsLower } }).toArray();
+  }
+
+  /** Applies `set` and returns the updated user (null when it does not exist). */
+  update(id: string, set: Partial<UserDoc>): Promise<UserDoc | null> {
+    return this.users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' });
+  }
+
+  touchLastSeen(id: string, at: Date): Promise<unknown> {
+    return this.users.updateOne({ _id: id }, { $set: { last_seen_at: at } });
+  }
+
+  countAdmins(): Promise<number> {
+    return this.users.countDocuments({ roles: 'admin', status: 'active' });
+  }
+
+  count(): Promise<number> {
+    return this.users.countDocuments({});
+  }
+
+  /** Directory page sorted by name then id; `after` is the last entry of the previous page. */
+  directory(query: DirectoryQuery): Promise<UserDoc[]> {
+    const and: Filter<UserDoc>[] = [];
+    if (query.prefix) and.push({ search_terms: { $regex: `^${escapeRegex(query.prefix)}` } });
+    if (query.department) and.push({ department: query.department });
+    if (query.after) {
+      and.push({
+        $or: [
+          { name_lower: { $gt: query.after.name_lower } },
+          { name_lower: query.after.name_lower, _id: { $gt: query.after.id } },
+        ],
+      });
+    }
+    return this.users
+      .find(and.length ? { $and: and } : {})
+      .sort({ name_lower: 1, _id: 1 })
+      .limit(query.limit)
+      .toArray();
+  }
+
+  list(limit: number): Promise<UserDoc[]> {
+    return this.users.find({}).sort({ email_lower: 1 }).limit(limit).toArray();
+  }
+}
+
+export function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,43 @@
+// Building blocks for input schemas: trimmed text without control characters, bounded lengths.
+import { z } from 'zod';
+
+// Tab and newline are allowed in free text; nothing else below U+0020, nor DEL.
+const CONTROL_EXCEPT_TAB_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+const ANY_CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** A single-line text field: trimmed, 1..max characters, no control characters. */
+export const line = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, { error: 'must not be empty' })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => !ANY_CONTROL.test(value), { error: 'must not contain control characters' });
+
+/** Multi-line text: newline and tab allowed. */
+export const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, { error: 'must not be empty' })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => !CONTROL_EXCEPT_TAB_NEWLINE.test(value), {
+      error: 'must not contain control characters',
+    });
+
+export const email = z
+  .string()
+  .trim()
+  .max(254, { error: 'must be at most 254 characters' })
+  .pipe(z.email({ error: 'must be a valid email address' }));
+
+/** A user reference in a path or body: the user's id or their email. */
+export const userRef = z.string().trim().min(1).max(254);
+
+export const limit = (fallback: number, max = 200) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(1, { error: 'must be at least 1' })
+    .max(max, { error: `must be at most ${max}` })
+    .default(fallback);

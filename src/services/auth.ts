@@ -1,0 +1,422 @@
+// Login, sessions and token checks.
+// - Access tokens: short-lived JWTs (HS256 only) with sub, sid, roles, exp.
+// - Refresh tokens: "<session id>.<random>", stored only as a SHA-256 hash; each refresh rotates it, and a
+//   token presented twice revokes the whole session (someone else has a copy).
+// - Every authenticated request checks that its session is still open and its user active. That answer is
+//   cached for at most one second, so a revocation takes effect within a second on every instance.
+// - Lockout: consecutive failures per account (known or not: no enumeration) lock it with a doubling delay;
+//   failures per client address beyond a limit slow credential stuffing down.
+import { EventEmitter } from 'node:events';
+import type { JWT } from '@fastify/jwt';
+import type { Actor, Role } from '../auth/permissions.js';
+import { decoyPasswordHash, verifyPassword } from '../auth/passwords.js';
+import type { Config } from '../config/index.js';
+import { Errors, withRetryAfter } from '../errors.js';
+import { randomToken, sha256 } from '../lib/crypto.js';
+import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
+import type { SessionDoc, SessionsRepository } from '../repositories/sessions.js';
+import type { UserDoc, UsersRepository } from '../repositories/users.js';
+import type { AuditService } from './audit.js';
+import type { Principal, RequestContext } from './context.js';
+import type { SecurityEvents } from './security-events.js';
+
+/** How long a session check is trusted without asking the database again. */
+export const SESSION_CACHE_MS = 1_000;
+const SESSION_CACHE_MAX = 50_000;
+
+export interface TokenPair {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  refresh_token: string;
+}
+
+interface AccessClaims {
+  sub: string;
+  sid: string;
+  roles: Role[];
+}
+
+interface CachedSession {
+  principal: Principal | null;
+  checkedAt: number;
+}
+
+export interface SessionRevokedEvent {
+  sessionId: string;
+  userId: string;
+  reason: string;
+}
+
+export class AuthService {
+  /** `session.revoked` lets the realtime hub close that session's sockets (realtime issue). */
+  readonly events = new EventEmitter<{ 'session.revoked': [SessionRevokedEvent] }>();
+  private readonly sessionCache = new Map<string, CachedSession>();
+
+  constructor(
+    private readonly deps: {
+      users: UsersRepository;
+      sessions: SessionsRepository;
+      throttle: LoginThrottleRepository;
+      jwt: JWT;
+      audit: AuditService;
+      security: SecurityEvents;
+      config: Config;
+      now?: () => Date;
+    },
+  ) {}
+
+  private get settings() {
+    return this.deps.config.auth;
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  async login(
+    identifier: string,
+    password: string,
+    context: RequestContext,
+  ): Promise<TokenPair & { user: UserDoc }> {
+    const email = identifier.trim().toLowerCase();
+    const now = this.now();
+    const accountKey = `account:${email}`;
+    const ipKey = `ip:${context.ip ?? 'unknown'}`;
+
+    const states = await this.deps.throttle.findMany([accountKey, ipKey]);
+    const ipState = states.find((s) => s._id === ipKey);
+    const accountState = states.find((s) => s._id === accountKey);
+    const windowMs = this.settings.login_failure_window_s * 1000;
+    if (
+      ipState &&
+      ipState.failures >= this.settings.ip_max_login_failures &&
+      now.getTime() - ipState.window_started_at.getTime() < windowMs
+    ) {
+      const retryAfter = (ipState.window_started_at.getTime() + windowMs - now.getTime()) / 1000;
+      this.deps.security.record(
+        { type: 'login.throttled_ip', principal: ipKey, severity: 'warn', details: { email } },
+        context,
+      );
+      throw withRetryAfter(new Errors.LOGIN_THROTTLED(Math.ceil(retryAfter)), retryAfter);
+    }
+    if (accountState?.locked_until && accountState.locked_until > now) {
+      const retryAfter = (accountState.locked_until.getTime() - now.getTime()) / 1000;
+      this.deps.security.record({ type: 'login.locked', principal: accountKey, severity: 'warn' }, context);
+      this.deps.audit.record(
+        {
+          action: 'auth.login',
+          actor_id: null,
+          target_type: 'account',
+          target_id: email,
+          outcome: 'failure',
+          details: { reason: 'locked' },
+        },
+        context,
+      );
+      throw withRetryAfter(new Errors.ACCOUNT_LOCKED(Math.ceil(retryAfter)), retryAfter);
+    }
+
+    const user = await this.deps.users.findByEmail(email);
+    // Unknown accounts cost a real argon2 verification too, so timing does not reveal who exists.
+    const valid = await verifyPassword(user?.password_hash ?? (await decoyPasswordHash()), password);
+    if (!user || !user.password_hash || !valid) {
+      await this.recordFailure(accountKey, ipKey, email, user, context);
+      throw new Errors.INVALID_CREDENTIALS();
+    }
+    if (user.status !== 'active') {
+      this.deps.audit.record(
+        {
+          action: 'auth.login',
+          actor_id: user._id,
+          target_type: 'user',
+          target_id: user._id,
+          outcome: 'failure',
+          details: { reason: 'disabled' },
+        },
+        context,
+      );
+      this.deps.security.record({ type: 'login.disabled_account', principal: user._id }, context);
+      throw new Errors.ACCOUNT_DISABLED();
+    }
+
+    if (accountState && (accountState.failures > 0 || accountState.lock_level > 0))
+      await this.deps.throttle.clearFailures(accountKey, now);
+    const pair = await this.openSession(user, context);
+    await this.deps.users.touchLastSeen(user._id, now);
+    this.deps.audit.record(
+      { action: 'auth.login', actor_id: user._id, target_type: 'user', target_id: user._id },
+      context,
+    );
+    this.deps.security.record({ type: 'login.success', principal: user._id }, context);
+    return { ...pair, user: { ...user, last_seen_at: now } };
+  }
+
+  private async recordFailure(
+    accountKey: string,
+    ipKey: string,
+    email: string,
+    user: UserDoc | null,
+    context: RequestContext,
+  ): Promise<void> {
+    const now = this.now();
+    const windowMs = this.settings.login_failure_window_s * 1000;
+    const [account, ip] = await Promise.all([
+      this.deps.throttle.addFailure(accountKey, now),
+      this.deps.throttle.addFailure(ipKey, now),
+    ]);
+    if (now.getTime() - ip.window_started_at.getTime() >= windowMs)
+      await this.deps.throttle.resetWindow(ipKey, now);
+
+    this.deps.audit.record(
+      {
+        action: 'auth.login',
+        actor_id: user?._id ?? null,
+        target_type: 'account',
+        target_id: email,
+        outcome: 'failure',
+        details: { reason: 'bad_credentials' },
+      },
+      context,
+    );
+    this.deps.security.record(
+      {
+        type: 'login.failure',
+        principal: user?._id ?? accountKey,
+        details: { email, ip_failures: ip.failures },
+      },
+      context,
+    );
+
+    if (account.failures >= this.settings.max_login_attempts) {
+      const seconds = Math.min(
+        this.settings.lockout_base_s * 2 ** account.lock_level,
+        this.settings.lockout_max_s,
+      );
+      await this.deps.throttle.lock(
+        accountKey,
+        new Date(now.getTime() + seconds * 1000),
+        account.lock_level + 1,
+        now,
+      );
+      this.deps.security.record(
+        {
+          type: 'login.lockout',
+          principal: user?._id ?? accountKey,
+          severity: 'warn',
+          details: { email, seconds, level: account.lock_level + 1 },
+        },
+        context,
+      );
+      this.deps.audit.record(
+        {
+          action: 'auth.lockout',
+          actor_id: null,
+          target_type: 'account',
+          target_id: email,
+          details: { seconds },
+        },
+        context,
+      );
+      throw withRetryAfter(new Errors.ACCOUNT_LOCKED(seconds), seconds);
+    }
+  }
+
+  private async openSession(user: UserDoc, context: RequestContext): Promise<TokenPair> {
+    const now = this.now();
+    const sessionId = randomToken(18);
+    const refreshToken = `${sessionId}.${randomToken(32)}`;
+    const session: SessionDoc = {
+      _id: sessionId,
+      user_id: user._id,
+      refresh_hash: sha256(refreshToken),
+      previous_refresh_hash: null,
+      created_at: now,
+      last_used_at: now,
+      expires_at: new Date(now.getTime() + this.settings.session_max_age_s * 1000),
+      revoked_at: null,
+      revoked_reason: null,
+      ip: context.ip,
+      user_agent: context.userAgent?.slice(0, 300) ?? null,
+    };
+    await this.deps.sessions.insert(session);
+    return { ...this.signAccess(user, sessionId), refresh_token: refreshToken };
+  }
+
+  private signAccess(user: UserDoc, sessionId: string): Omit<TokenPair, 'refresh_token'> {
+    const claims: AccessClaims = { sub: user._id, sid: sessionId, roles: user.roles };
+    const ttl = this.settings.access_token_ttl_s;
+    return {
+      access_token: this.deps.jwt.sign(claims, { expiresIn: ttl }),
+      token_type: 'Bearer',
+      expires_in: ttl,
+    };
+  }
+
+  async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair & { user: UserDoc }> {
+    const sessionId = refreshToken.split('.')[0] ?? '';
+    const session = sessionId ? await this.deps.sessions.findById(sessionId) : null;
+    if (!session || session.revoked_at) {
+      this.deps.security.record(
+        { type: 'token.refresh_invalid', principal: session?.user_id ?? `ip:${context.ip}` },
+        context,
+      );
+      throw new Errors.INVALID_TOKEN();
+    }
+    const now = this.now();
+    if (this.isExpired(session, now)) {
+      await this.revokeSession(session._id, 'expired');
+      throw new Errors.INVALID_TOKEN();
+    }
+    const presented = sha256(refreshToken);
+    const rotated = presented === session.refresh_hash ? await this.rotate(session, presented, now) : null;
+    if (!rotated) {
+      // A token that is not the current one (or lost a race to its own copy) was used before: the
+      // session is compromised, so nobody keeps it.
+      await this.revokeSession(session._id, 'refresh_token_reused');
+      this.deps.security.record(
+        {
+          type: 'token.refresh_reuse',
+          principal: session.user_id,
+          severity: 'warn',
+          details: { session_id: session._id },
+        },
+        context,
+      );
+      this.deps.audit.record(
+        {
+          action: 'session.revoke',
+          actor_id: null,
+          target_type: 'session',
+          target_id: session._id,
+          details: { reason: 'refresh_token_reused', user_id: session.user_id },
+        },
+        context,
+      );
+      throw new Errors.INVALID_TOKEN();
+    }
+    const user = await this.deps.users.findById(session.user_id);
+    if (!user || user.status !== 'active') {
+      await this.revokeSession(session._id, 'user_disabled');
+      throw new Errors.INVALID_TOKEN();
+    }
+    this.sessionCache.delete(session._id);
+    return { ...this.signAccess(user, session._id), refresh_token: rotated.token, user };
+  }
+
+  private async rotate(
+    session: SessionDoc,
+    presentedHash: string,
+    now: Date,
+  ): Promise<{ token: string } | null> {
+    const token = `${session._id}.${randomToken(32)}`;
+    const updated = await this.deps.sessions.rotate(session._id, presentedHash, sha256(token), now);
+    return updated ? { token } : null;
+  }
+
+  async logout(principal: Principal, context: RequestContext): Promise<void> {
+    await this.revokeSession(principal.sessionId, 'logout');
+    this.deps.audit.record(
+      {
+        action: 'auth.logout',
+        actor_id: principal.id,
+        target_type: 'session',
+        target_id: principal.sessionId,
+      },
+      context,
+    );
+  }
+
+  /** The principal behind an access token, or INVALID_TOKEN. */
+  async authenticate(accessToken: string): Promise<Principal> {
+    let claims: AccessClaims;
+    try {
+      claims = this.deps.jwt.verify<AccessClaims>(accessToken);
+    } catch {
+      throw new Errors.INVALID_TOKEN();
+    }
+    if (typeof claims.sid !== 'string' || typeof claims.sub !== 'string') throw new Errors.INVALID_TOKEN();
+    const principal = await this.sessionPrincipal(claims.sid);
+    if (!principal || principal.id !== claims.sub) throw new Errors.INVALID_TOKEN();
+    return principal;
+  }
+
+  private async sessionPrincipal(sessionId: string): Promise<Principal | null> {
+    const cached = this.sessionCache.get(sessionId);
+    const nowMs = Date.now();
+    if (cached && nowMs - cached.checkedAt < SESSION_CACHE_MS) return cached.principal;
+
+    const session = await this.deps.sessions.findById(sessionId);
+    const now = this.now();
+    let principal: Principal | null = null;
+    if (session && !session.revoked_at && !this.isExpired(session, now)) {
+      const user = await this.deps.users.findById(session.user_id);
+      if (user && user.status === 'active') {
+        principal = {
+          id: user._id,
+          sessionId,
+          email: user.email,
+          name: user.name,
+          department: user.department,
+          roles: user.roles,
+        };
+        // Keep the idle timer moving, but write at most about once a minute per session.
+        const touchEveryMs = Math.min(60_000, (this.settings.session_timeout_s * 1000) / 4);
+        if (now.getTime() - session.last_used_at.getTime() > touchEveryMs) {
+          void this.deps.sessions.touch(sessionId, now).catch(() => undefined);
+          void this.deps.users.touchLastSeen(user._id, now).catch(() => undefined);
+        }
+      }
+    }
+    if (this.sessionCache.size >= SESSION_CACHE_MAX)
+      this.sessionCache.delete(this.sessionCache.keys().next().value!);
+    this.sessionCache.set(sessionId, { principal, checkedAt: nowMs });
+    return principal;
+  }
+
+  private isExpired(session: SessionDoc, now: Date): boolean {
+    const idleMs = now.getTime() - session.last_used_at.getTime();
+    return session.expires_at <= now || idleMs > this.settings.session_timeout_s * 1000;
+  }
+
+  async revokeSession(sessionId: string, reason: string): Promise<void> {
+    const revoked = await this.deps.sessions.revoke(sessionId, reason, this.now());
+    this.sessionCache.delete(sessionId);
+    if (revoked) this.events.emit('session.revoked', { sessionId, userId: revoked.user_id, reason });
+  }
+
+  /** Revokes all of a user's sessions (except `keep`, the caller's own when changing a password). */
+  async revokeUserSessions(
+    userId: string,
+    reason: string,
+    actor: Actor,
+    context: RequestContext,
+    keep?: string,
+  ): Promise<number> {
+    const ids = await this.deps.sessions.revokeAllForUser(userId, reason, this.now(), keep);
+    for (const sessionId of ids) {
+      this.sessionCache.delete(sessionId);
+      this.events.emit('session.revoked', { sessionId, userId, reason });
+    }
+    if (ids.length) {
+      this.deps.audit.record(
+        {
+          action: 'session.revoke_all',
+          actor_id: actor.id,
+          target_type: 'user',
+          target_id: userId,
+          details: { reason, count: ids.length },
+        },
+        context,
+      );
+    }
+    return ids.length;
+  }
+
+  /** Drops cached answers for a user's sessions (after a role or status change). */
+  forgetUser(userId: string): void {
+    for (const [sessionId, cached] of this.sessionCache) {
+      if (cached.principal?.id === userId) this.sessionCache.delete(sessionId);
+    }
+  }
+}

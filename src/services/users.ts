@@ -1,0 +1,707 @@
+// Accounts and the staff directory: creation (admin, import, bootstrap, CLI), profile and password
+// changes, roles and status. Authorization is checked here, through the permission table.
+import { EventEmitter } from 'node:events';
+import { MongoServerError } from 'mongodb';
+import { assertCan, type Actor, type Role } from '../auth/permissions.js';
+import { assertStrongPassword, hashPassword, verifyPassword } from '../auth/passwords.js';
+import type { Config } from '../config/index.js';
+import { Errors, validationError } from '../errors.js';
+import { randomToken, sha256 } from '../lib/crypto.js';
+import { isId, newId } from '../lib/ids.js';
+import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
+import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
+import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
+import type { UserDoc, UsersRepository, UserStatus } from '../repositories/users.js';
+import type { AuditService } from './audit.js';
+import type { AuthService } from './auth.js';
+import type { Principal, RequestContext } from './context.js';
+
+export interface PublicUser {
+  id: string;
+  email: string;
+  name: string;
+  department: string;
+  team: string | null;
+  designation: string | null;
+  roles: Role[];
+  status: UserStatus;
+  avatar_file_id: string | null;
+  created_at: string;
+  updated_at: string;
+  last_seen_at: string | null;
+}
+
+export interface NewUser {
+  email: string;
+  name: string;
+  department: string;
+  team?: string | null;
+  designation?: string | null;
+  roles?: Role[];
+  password?: string;
+}
+
+export interface AdminUserChanges {
+  name?: string;
+  roles?: Role[];
+  department?: string;
+  team?: string | null;
+  designation?: string | null;
+  status?: UserStatus;
+}
+
+export interface ProfileChanges {
+  name?: string;
+  designation?: string | null;
+  avatar_file_id?: string | null;
+}
+
+export type ImportOutcome = 'created' | 'updated' | 'unchanged' | 'rejected';
+
+export interface ImportRowReport {
+  row: number;
+  email: string | null;
+  outcome: ImportOutcome;
+  reason?: string;
+  user_id?: string;
+  set_password_token?: string;
+}
+
+/** Emitted after a user is created or changed; the conversations issue keeps department channels in sync. */
+export interface UserChangeEvent {
+  user: UserDoc;
+  previous: UserDoc | null;
+}
+
+export class UsersService {
+  readonly events = new EventEmitter<{ 'user.changed': [UserChangeEvent] }>();
+
+  constructor(
+    private readonly deps: {
+      users: UsersRepository;
+      throttle: LoginThrottleRepository;
+      passwordTokens: PasswordTokensRepository;
+      audit: AuditService;
+      auth: () => AuthService;
+      config: Config;
+      now?: () => Date;
+    },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  toPublic(user: UserDoc): PublicUser {
+    const tz = this.deps.config.server.timezone;
+    return {
+      id: user._id,
+      email: user.email,
+      name: user.name,
+      department: user.department,
+      team: user.team,
+      designation: user.designation,
+      roles: user.roles,
+      status: user.status,
+      avatar_file_id: user.avatar_file_id,
+      created_at: formatTimestamp(user.created_at, tz),
+      updated_at: formatTimestamp(user.updated_at, tz),
+      last_seen_at: formatOptionalTimestamp(user.last_seen_at, tz),
+    };
+  }
+
+  /** A user by id or email (case-insensitive), or USER_NOT_FOUND. */
+  async resolve(reference: string): Promise<UserDoc> {
+    const user = reference.includes('@')
+      ? await this.deps.users.findByEmail(reference)
+      : isId(reference)
+        ? await this.deps.users.findById(reference)
+        : null;
+    if (!user) throw new Errors.USER_NOT_FOUND(reference.slice(0, 100));
+    return user;
+  }
+
+  async get(actor: Actor, reference: string): Promise<PublicUser> {
+    assertCan(actor, 'user.read_directory');
+    return this.toPublic(await this.resolve(reference));
+  }
+
+  async directory(
+    actor: Actor,
+    query: { q?: string; department?: string; cursor?: string; limit: number },
+  ): Promise<{ users: PublicUser[]; next_cursor: string | null; has_more: boolean }> {
+    assertCan(actor, 'user.read_directory');
+    const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+    const prefix = query.q ? searchTerms(query.q).at(-1) : undefined;
+    const page = await this.deps.users.directory({
+      prefix,
+      department: query.department,
+      after,
+      limit: query.limit + 1,
+    });
+    const hasMore = page.length > query.limit;
+    const users = page.slice(0, query.limit);
+    const last = users.at(-1);
+    return {
+      users: users.map((user) => this.toPublic(user)),
+      next_cursor: hasMore && last ? encodeCursor(last) : null,
+      has_more: hasMore,
+    };
+  }
+
+  /** Creates an account. Without a password it returns a one-time set-password token. */
+  async create(
+    actor: Actor,
+    input: NewUser,
+    context: RequestContext,
+  ): Promise<{ user: PublicUser; set_password_token?: string }> {
+    assertCan(actor, 'user.manage');
+    const { user, setPasswordToken } = await this.insertUser(input);
+    this.deps.audit.record(
+      {
+        action: 'user.create',
+        actor_id: actor.id,
+        target_type: 'user',
+        target_id: user._id,
+        details: { email: user.email, roles: user.roles },
+      },
+      context,
+    );
+    this.events.emit('user.changed', { user, previous: null });
+    return {
+      user: this.toPublic(user),
+      ...(setPasswordToken ? { set_password_token: setPasswordToken } : {}),
+    };
+  }
+
+  private async insertUser(input: NewUser): Promise<{ user: UserDoc; setPasswordToken?: string }> {
+    const email = input.email.trim();
+    if (input.password !== undefined) {
+      assertStrongPassword(input.password, this.deps.config.auth.password_min_length, 'password', [
+        email.split('@')[0]!,
+        input.name,
+      ]);
+    }
+    const now = this.now();
+    const user: UserDoc = {
+      _id: newId(),
+      email,
+      email_lower: email.toLowerCase(),
+      name: input.name.trim(),
+      name_lower: input.name.trim().toLowerCase(),
+      search_terms: searchTerms(`${input.name} ${email.split('@')[0]} ${email}`),
+      department: input.department.trim(),
+      team: input.team?.trim() || null,
+      designation: input.designation?.trim() || null,
+      roles: normalizeRoles(input.roles),
+      status: 'active',
+      password_hash: input.password !== undefined ? await hashPassword(input.password) : null,
+      avatar_file_id: null,
+      created_at: now,
+      updated_at: now,
+      last_seen_at: null,
+    };
+    try {
+      await this.deps.users.insert(user);
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === 11000) throw new Errors.EMAIL_TAKEN();
+      throw error;
+    }
+    const setPasswordToken = user.password_hash ? undefined : await this.issueSetPasswordToken(user._id);
+    return { user, setPasswordToken };
+  }
+
+  private async issueSetPasswordToken(userId: string): Promise<string> {
+    const token = randomToken(32);
+    const now = this.now();
+    await this.deps.passwordTokens.insert({
+      _id: sha256(token),
+      user_id: userId,
+      created_at: now,
+      expires_at: new Date(now.getTime() + this.deps.config.auth.set_password_token_ttl_s * 1000),
+      used_at: null,
+    });
+    return token;
+  }
+
+  /** Admin changes: roles, department, team, designation, name, enable/disable. */
+  async adminUpdate(
+    actor: Actor,
+    reference: string,
+    changes: AdminUserChanges,
+    context: RequestContext,
+  ): Promise<PublicUser> {
+    assertCan(actor, 'user.manage');
+    const previous = await this.resolve(reference);
+    const set: Partial<UserDoc> = {};
+    if (changes.name !== undefined) Object.assign(set, nameFields(changes.name, previous.email));
+    if (changes.roles !== undefined) set.roles = normalizeRoles(changes.roles);
+    if (changes.department !== undefined) set.department = changes.department.trim();
+    if (changes.team !== undefined) set.team = changes.team?.trim() || null;
+    if (changes.designation !== undefined) set.designation = changes.designation?.trim() || null;
+    if (changes.status !== undefined) set.status = changes.status;
+
+    const losesAdmin =
+      previous.roles.includes('admin') &&
+      previous.status === 'active' &&
+      ((set.roles && !set.roles.includes('admin')) || set.status === 'disabled');
+    if (losesAdmin && (await this.deps.users.countAdmins()) <= 1) {
+      throw validationError('The last active admin cannot lose the admin role or be disabled', [
+        { path: set.status === 'disabled' ? 'status' : 'roles', message: 'would leave no active admin' },
+      ]);
+    }
+    set.updated_at = this.now();
+    const user = await this.deps.users.update(previous._id, set);
+    if (!user) throw new Errors.USER_NOT_FOUND(reference.slice(0, 100));
+
+    if (set.roles && !sameRoles(previous.roles, user.roles)) {
+      this.deps.audit.record(
+        {
+          action: 'user.roles_change',
+          actor_id: actor.id,
+          target_type: 'user',
+          target_id: user._id,
+          details: { from: previous.roles, to: user.roles },
+        },
+        context,
+      );
+    }
+    if (set.status && previous.status !== user.status) {
+      this.deps.audit.record(
+        {
+          action: user.status === 'disabled' ? 'user.disable' : 'user.enable',
+          actor_id: actor.id,
+          target_type: 'user',
+          target_id: user._id,
+        },
+        context,
+      );
+      if (user.status === 'disabled')
+        await this.deps.auth().revokeUserSessions(user._id, 'user_disabled', actor, context);
+    }
+    const otherChanges = Object.keys(changes).filter((key) => key !== 'roles' && key !== 'status');
+    if (otherChanges.length) {
+      this.deps.audit.record(
+        {
+          action: 'user.update',
+          actor_id: actor.id,
+          target_type: 'user',
+          target_id: user._id,
+          details: { fields: otherChanges },
+        },
+        context,
+      );
+    }
+    // Authentication caches the user briefly; role and status changes must apply at once here.
+    this.deps.auth().forgetUser(user._id);
+    this.events.emit('user.changed', { user, previous });
+    return this.toPublic(user);
+  }
+
+  async updateProfile(
+    principal: Principal,
+    changes: ProfileChanges,
+    context: RequestContext,
+  ): Promise<PublicUser> {
+    const previous = await this.resolve(principal.id);
+    const set: Partial<UserDoc> = { updated_at: this.now() };
+    if (changes.name !== undefined) Object.assign(set, nameFields(changes.name, previous.email));
+    if (changes.designation !== undefined) set.designation = changes.designation?.trim() || null;
+    if (changes.avatar_file_id !== undefined) set.avatar_file_id = changes.avatar_file_id;
+    const user = await this.deps.users.update(principal.id, set);
+    if (!user) throw new Errors.USER_NOT_FOUND(principal.id);
+    this.deps.audit.record(
+      {
+        action: 'user.profile_update',
+        actor_id: principal.id,
+        target_type: 'user',
+        target_id: user._id,
+        details: { fields: Object.keys(changes) },
+      },
+      context,
+    );
+    this.deps.auth().forgetUser(user._id);
+    this.events.emit('user.changed', { user, previous });
+    return this.toPublic(user);
+  }
+
+  /** Changes the caller's password (current one required) and signs out their other sessions. */
+  async changePassword(
+    principal: Principal,
+    current: string,
+    next: string,
+    context: RequestContext,
+  ): Promise<void> {
+    const user = await this.resolve(principal.id);
+    if (!user.password_hash || !(await verifyPassword(user.password_hash, current))) {
+      this.deps.audit.record(
+        {
+          action: 'user.password_change',
+          actor_id: user._id,
+          target_type: 'user',
+          target_id: user._id,
+          outcome: 'failure',
+        },
+        context,
+      );
+      throw new Errors.WRONG_PASSWORD();
+    }
+    assertStrongPassword(next, this.deps.config.auth.password_min_length, 'new_password', [
+      user.email.split('@')[0]!,
+      user.name,
+    ]);
+    await this.deps.users.update(user._id, {
+      password_hash: await hashPassword(next),
+      updated_at: this.now(),
+    });
+    this.deps.audit.record(
+      { action: 'user.password_change', actor_id: user._id, target_type: 'user', target_id: user._id },
+      context,
+    );
+    await this.deps
+      .auth()
+      .revokeUserSessions(
+        user._id,
+        'password_changed',
+        { id: user._id, roles: user.roles },
+        context,
+        principal.sessionId,
+      );
+  }
+
+  /** Sets a password with a one-time token (new accounts, imports). */
+  async setPasswordWithToken(token: string, password: string, context: RequestContext): Promise<void> {
+    const hash = sha256(token);
+    const record = await this.deps.passwordTokens.consume(hash, this.now());
+    if (!record) throw new Errors.INVALID_SET_PASSWORD_TOKEN();
+    const user = await this.deps.users.findById(record.user_id);
+    if (!user) throw new Errors.INVALID_SET_PASSWORD_TOKEN();
+    try {
+      assertStrongPassword(password, this.deps.config.auth.password_min_length, 'password', [
+        user.email.split('@')[0]!,
+        user.name,
+      ]);
+    } catch (error) {
+      await this.deps.passwordTokens.release(hash); // a weak choice should not burn the token
+      throw error;
+    }
+    await this.deps.users.update(user._id, {
+      password_hash: await hashPassword(password),
+      updated_at: this.now(),
+    });
+    this.deps.audit.record(
+      { action: 'user.password_set', actor_id: user._id, target_type: 'user', target_id: user._id },
+      context,
+    );
+    await this.deps
+      .auth()
+      .revokeUserSessions(user._id, 'password_set', { id: user._id, roles: user.roles }, context);
+  }
+
+  /** Sets a password without the current one (command-line tool, run by an operator). */
+  async resetPassword(
+    actor: Actor,
+    reference: string,
+    password: string,
+    context: RequestContext,
+  ): Promise<void> {
+    assertCan(actor, 'user.manage');
+    const user = await this.resolve(reference);
+    assertStrongPassword(password, this.deps.config.auth.password_min_length, 'password', [
+      user.email.split('@')[0]!,
+      user.name,
+    ]);
+    await this.deps.users.update(user._id, {
+      password_hash: await hashPassword(password),
+      updated_at: this.now(),
+    });
+    this.deps.audit.record(
+      { action: 'user.password_reset', actor_id: actor.id, target_type: 'user', target_id: user._id },
+      context,
+    );
+    await this.deps.auth().revokeUserSessions(user._id, 'password_reset', actor, context);
+  }
+
+  async unlock(actor: Actor, reference: string, context: RequestContext): Promise<PublicUser> {
+    assertCan(actor, 'user.manage');
+    const user = await this.resolve(reference);
+    await this.deps.throttle.remove(`account:${user.email_lower}`);
+    this.deps.audit.record(
+      { action: 'user.unlock', actor_id: actor.id, target_type: 'user', target_id: user._id },
+      context,
+    );
+    return this.toPublic(user);
+  }
+
+  /**
+   * Imports a staff list: idempotent on email. New people are created (with a one-time set-password
+   * token); existing ones get their directory fields updated; passwords are never touched.
+   */
+  async import(
+    actor: Actor,
+    rows: unknown[],
+    context: RequestContext,
+  ): Promise<{ summary: Record<ImportOutcome, number>; rows: ImportRowReport[] }> {
+    assertCan(actor, 'user.manage');
+    const report: ImportRowReport[] = [];
+    const seen = new Set<string>();
+    for (const [index, raw] of rows.entries()) {
+      const row = index + 1;
+      const parsed = parseImportRow(raw);
+      if ('error' in parsed) {
+        report.push({ row, email: parsed.email, outcome: 'rejected', reason: parsed.error });
+        continue;
+      }
+      const emailLower = parsed.email.toLowerCase();
+      if (seen.has(emailLower)) {
+        report.push({
+          row,
+          email: parsed.email,
+          outcome: 'rejected',
+          reason: 'duplicate email in this list',
+        });
+        continue;
+      }
+      seen.add(emailLower);
+      try {
+        report.push({ row, ...(await this.importOne(actor, parsed, context)) });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'EMAIL_TAKEN') {
+          report.push({
+            row,
+            email: parsed.email,
+            outcome: 'rejected',
+            reason: 'email taken by a concurrent change',
+          });
+        } else throw error;
+      }
+    }
+    const summary = { created: 0, updated: 0, unchanged: 0, rejected: 0 };
+    for (const entry of report) summary[entry.outcome] += 1;
+    this.deps.audit.record(
+      { action: 'user.import', actor_id: actor.id, target_type: 'user', details: summary },
+      context,
+    );
+    return { summary, rows: report };
+  }
+
+  private async importOne(
+    actor: Actor,
+    input: Required<Omit<NewUser, 'password'>>,
+    context: RequestContext,
+  ): Promise<Omit<ImportRowReport, 'row'>> {
+    const existing = await this.deps.users.findByEmail(input.email);
+    if (!existing) {
+      const { user, setPasswordToken } = await this.insertUser(input);
+      this.deps.audit.record(
+        {
+          action: 'user.create',
+          actor_id: actor.id,
+          target_type: 'user',
+          target_id: user._id,
+          details: { email: user.email, via: 'import' },
+        },
+        context,
+      );
+      this.events.emit('user.changed', { user, previous: null });
+      return {
+        email: user.email,
+        outcome: 'created',
+        user_id: user._id,
+        set_password_token: setPasswordToken,
+      };
+    }
+    const wanted = {
+      name: input.name.trim(),
+      department: input.department.trim(),
+      team: input.team?.trim() || null,
+      designation: input.designation?.trim() || null,
+      roles: normalizeRoles(input.roles),
+    };
+    const changed = (Object.keys(wanted) as (keyof typeof wanted)[]).filter((key) =>
+      key === 'roles' ? !sameRoles(existing.roles, wanted.roles) : existing[key] !== wanted[key],
+    );
+    if (changed.length === 0) return { email: existing.email, outcome: 'unchanged', user_id: existing._id };
+    await this.adminUpdate(
+      actor,
+      existing._id,
+      Object.fromEntries(changed.map((key) => [key, wanted[key]])),
+      context,
+    );
+    return { email: existing.email, outcome: 'updated', user_id: existing._id };
+  }
+
+  /** Creates the first admin from ADMIN_EMAIL/ADMIN_PASSWORD when no admin exists yet. */
+  async bootstrapAdmin(log: {
+    info: (obj: object, msg: string) => void;
+    warn: (obj: object, msg: string) => void;
+  }): Promise<void> {
+    if ((await this.deps.users.countAdmins()) > 0) return;
+    const { admin_email: email, admin_password: password } = this.deps.config.auth;
+    if (!email || !password) {
+      log.warn(
+        {},
+        'no admin account exists: set ADMIN_EMAIL and ADMIN_PASSWORD, or run `npm run admin -- create-user --admin`',
+      );
+      return;
+    }
+    const existing = await this.deps.users.findByEmail(email);
+    const context = { requestId: 'bootstrap', ip: null, userAgent: null };
+    if (existing) {
+      await this.deps.users.update(existing._id, {
+        roles: normalizeRoles([...existing.roles, 'admin']),
+        status: 'active',
+        updated_at: this.now(),
+      });
+      this.deps.audit.record(
+        {
+          action: 'user.roles_change',
+          actor_id: 'system',
+          target_type: 'user',
+          target_id: existing._id,
+          details: { via: 'bootstrap', added: 'admin' },
+        },
+        context,
+      );
+      log.info({ email }, 'first admin: existing user promoted to admin');
+      return;
+    }
+    let user: UserDoc;
+    try {
+      ({ user } = await this.insertUser({
+        email,
+        name: 'Administrator',
+        department: 'Administration',
+        roles: ['admin'],
+        password,
+      }));
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'VALIDATION_FAILED') throw error;
+      // A weak ADMIN_PASSWORD is a configuration mistake: say so once instead of retrying forever.
+      log.warn({ reason: (error as Error).message }, 'first admin not created: ADMIN_PASSWORD was refused');
+      return;
+    }
+    this.deps.audit.record(
+      {
+        action: 'user.create',
+        actor_id: 'system',
+        target_type: 'user',
+        target_id: user._id,
+        details: { via: 'bootstrap', roles: user.roles },
+      },
+      context,
+    );
+    this.events.emit('user.changed', { user, previous: null });
+    log.info({ email, user_id: user._id }, 'first admin created');
+  }
+
+  async listAll(actor: Actor, limit = 1000): Promise<PublicUser[]> {
+    assertCan(actor, 'user.manage');
+    return (await this.deps.users.list(limit)).map((user) => this.toPublic(user));
+  }
+}
+
+const ROLE_ORDER: Role[] = ['admin', 'moderator', 'member'];
+
+/** Every user is a member; roles are unique and in a stable order. */
+function normalizeRoles(roles: readonly Role[] | undefined): Role[] {
+  const set = new Set<Role>([...(roles ?? []), 'member']);
+  return ROLE_ORDER.filter((role) => set.has(role));
+}
+
+function sameRoles(a: readonly Role[], b: readonly Role[]): boolean {
+  return normalizeRoles(a).join() === normalizeRoles(b).join();
+}
+
+function nameFields(name: string, email: string): Pick<UserDoc, 'name' | 'name_lower' | 'search_terms'> {
+  const trimmed = name.trim();
+  return {
+    name: trimmed,
+    name_lower: trimmed.toLowerCase(),
+    search_terms: searchTerms(`${trimmed} ${email.split('@')[0]} ${email}`),
+  };
+}
+
+/** Lower-cased words without accents: "Zoë O'Brien-Singh" → ["zoe", "o", "brien", "singh"]. */
+export function searchTerms(text: string): string[] {
+  const words = text
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}@.]+/u)
+    .flatMap((word) => (word.includes('@') ? [word] : word.split('.')))
+    .filter(Boolean);
+  return [...new Set(words)];
+}
+
+function encodeCursor(user: UserDoc): string {
+  return Buffer.from(JSON.stringify([user.name_lower, user._id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { name_lower: string; id: string } {
+  try {
+    const [nameLower, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
+    if (typeof nameLower === 'string' && typeof id === 'string' && isId(id))
+      return { name_lower: nameLower, id };
+  } catch {
+    // fall through
+  }
+  throw validationError('Invalid cursor', [
+    { path: 'cursor', message: 'is not a cursor this server issued' },
+  ]);
+}
+
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/;
+const IMPORT_FIELD_MAX = 200;
+
+/** Validates one staff-list row (from CSV or JSON); roles may be a list or "admin;moderator". */
+function parseImportRow(
+  raw: unknown,
+): Required<Omit<NewUser, 'password'>> | { error: string; email: string | null } {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    return { error: 'row is not an object', email: null };
+  const row = raw as Record<string, unknown>;
+  const text = (key: string) =>
+    typeof row[key] === 'string' ? (row[key] as string).trim() : row[key] == null ? '' : null;
+  const email = text('email');
+  const shownEmail = typeof email === 'string' && email.length <= 254 ? email : null;
+  const unknown = Object.keys(row).filter(
+    (key) => !['email', 'name', 'department', 'team', 'designation', 'roles'].includes(key),
+  );
+  if (unknown.length)
+    return { error: `unknown field(s): ${unknown.slice(0, 5).join(', ')}`, email: shownEmail };
+  if (!email || !EMAIL.test(email)) return { error: 'email is missing or malformed', email: shownEmail };
+  const fields = {
+    name: text('name'),
+    department: text('department'),
+    team: text('team'),
+    designation: text('designation'),
+  };
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === null) return { error: `${key} must be text`, email };
+    if (value.length > IMPORT_FIELD_MAX)
+      return { error: `${key} is longer than ${IMPORT_FIELD_MAX} characters`, email };
+    if (/[\u0000-\u001f\u007f]/.test(value)) return { error: `${key} contains control characters`, email };
+  }
+  if (!fields.name) return { error: 'name is required', email };
+  if (!fields.department) return { error: 'department is required', email };
+  const rolesRaw = row.roles;
+  const roles = Array.isArray(rolesRaw)
+    ? rolesRaw
+    : typeof rolesRaw === 'string'
+      ? rolesRaw.split(/[;|,\s]+/).filter(Boolean)
+      : rolesRaw == null
+        ? []
+        : null;
+  if (!roles || roles.some((role) => !ROLE_ORDER.includes(role as Role))) {
+    return { error: 'roles must be admin, moderator and/or member', email };
+  }
+  return {
+    email,
+    name: fields.name,
+    department: fields.department,
+    team: fields.team || null,
+    designation: fields.designation || null,
+    roles: roles as Role[],
+  };
+}
