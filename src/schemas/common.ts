@@ -1,9 +1,7 @@
 // Building blocks for input schemas: trimmed text without control characters, bounded lengths.
 import { z } from 'zod';
+import { hasControlCharacters } from '../lib/text.js';
 
-// Tab and newline are allowed in free text; nothing else below U+0020, nor DEL.
-const CONTROL_EXCEPT_TAB_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f]/;
-const ANY_CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A single-line text field: trimmed, 1..max characters, no control characters. */
 export const line = (max: number) =>
@@ -12,7 +10,7 @@ export const line = (max: number) =>
     .trim()
     .min(1, { error: 'must not be empty' })
     .max(max, { error: `must be at most ${max} characters` })
-    .refine((value) => !ANY_CONTROL.test(value), { error: 'must not contain control characters' });
+    .refine((value) => !hasControlCharacters(value), { error: 'must not contain control characters' });
 
 /** Multi-line text: newline and tab allowed. */
 export const text = (max: number) =>
@@ -21,7 +19,7 @@ export const text = (max: number) =>
     .trim()
     .min(1, { error: 'must not be empty' })
     .max(max, { error: `must be at most ${max} characters` })
-    .refine((value) => !CONTROL_EXCEPT_TAB_NEWLINE.test(value), {
+    .refine((value) => !hasControlCharacters(value, { allowNewlines: true }), {
       error: 'must not contain control characters',
     });
 

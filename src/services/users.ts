@@ -8,6 +8,7 @@ import type { Config } from '../config/index.js';
 import { Errors, validationError } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
 import { isId, newId } from '../lib/ids.js';
+import { hasControlCharacters } from '../lib/text.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
@@ -681,7 +682,7 @@ function parseImportRow(
     if (value === null) return { error: `${key} must be text`, email };
     if (value.length > IMPORT_FIELD_MAX)
       return { error: `${key} is longer than ${IMPORT_FIELD_MAX} characters`, email };
-    if (/[\u0000-\u001f\u007f]/.test(value)) return { error: `${key} contains control characters`, email };
+    if (hasControlCharacters(value)) return { error: `${key} contains control characters`, email };
   }
   if (!fields.name) return { error: 'name is required', email };
   if (!fields.department) return { error: 'department is required', email };

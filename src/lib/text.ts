@@ -1,0 +1,10 @@
+// Control characters have no place in names or messages (they corrupt logs and terminals, and NUL breaks
+// storage). Newline and tab are the only exceptions, and only in multi-line text.
+/* eslint-disable no-control-regex -- these patterns exist to find control characters */
+const ANY_CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL_EXCEPT_TAB_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+/* eslint-enable no-control-regex */
+
+export function hasControlCharacters(value: string, { allowNewlines = false } = {}): boolean {
+  return (allowNewlines ? CONTROL_EXCEPT_TAB_NEWLINE : ANY_CONTROL).test(value);
+}
