@@ -7,6 +7,7 @@ import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
 import servicesPlugin from './plugins/app/services.js';
 import errorsPlugin from './plugins/app/errors.js';
+import routeTablePlugin from './plugins/app/route-table.js';
 import systemMonitorPlugin from './plugins/app/system-monitor.js';
 import corsPlugin from './plugins/external/cors.js';
 import helmetPlugin from './plugins/external/helmet.js';
@@ -25,6 +26,7 @@ export interface AppOptions {
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   const { config } = opts;
   await fastify.register(configPlugin, { config, sources: opts.sources });
+  await fastify.register(routeTablePlugin);
   await fastify.register(helmetPlugin, { config });
   await fastify.register(corsPlugin, { config });
   await fastify.register(underPressurePlugin, { config });
