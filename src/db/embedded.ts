@@ -92,6 +92,33 @@ async function startMongod(dataDir: string, options: EmbeddedOptions): Promise<E
   }
 }
 
+const RUNNING_FILE = 'embedded.json';
+
+/** Notes which embedded server this process runs, so tools (npm run admin) can use it too. */
+export function recordRunningEmbedded(dataDir: string, database: EmbeddedDatabase): void {
+  const record = { engine: database.engine, url: database.url, pid: process.pid };
+  fs.writeFileSync(path.join(path.resolve(dataDir), RUNNING_FILE), JSON.stringify(record));
+}
+
+export function forgetRunningEmbedded(dataDir: string): void {
+  fs.rmSync(path.join(path.resolve(dataDir), RUNNING_FILE), { force: true });
+}
+
+/** The embedded server a running Switchboard process started in this data folder, if any. */
+export function findRunningEmbedded(dataDir: string): { engine: EmbeddedEngine; url: string } | undefined {
+  try {
+    const record = JSON.parse(fs.readFileSync(path.join(path.resolve(dataDir), RUNNING_FILE), 'utf8')) as {
+      engine: EmbeddedEngine;
+      url: string;
+      pid: number;
+    };
+    process.kill(record.pid, 0); // throws when that process is gone
+    return { engine: record.engine, url: record.url };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The FerretDB binary: from PATH, from the cache folder, or built there with `go install`. */
 export async function ensureFerretDbBinary(
   cacheDir: string,

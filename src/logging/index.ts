@@ -41,6 +41,7 @@ export const REDACT_PATHS = [
   ].flatMap((key) => [key, `*.${key}`]),
 ];
 
+const CLOSE_TIMEOUT_MS = 5_000;
 const TRANSPORT = fileURLToPath(new URL('./file-transport.mjs', import.meta.url));
 
 export function loggerOptions(config: Config): LoggerOptions {
@@ -79,7 +80,13 @@ export function createLoggers(config: Config, options: CreateLoggersOptions = {}
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= new Promise<void>((resolve) => {
-      transport.once('close', () => resolve());
+      // The worker is unref'd, so nothing else keeps the process alive while it flushes: this timer does
+      // (and bounds the wait if the worker is already gone).
+      const keepAlive = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+      transport.once('close', () => {
+        clearTimeout(keepAlive);
+        resolve();
+      });
       main.flush();
       transport.end();
     }));

@@ -2,7 +2,6 @@
 import { z } from 'zod';
 import { hasControlCharacters } from '../lib/text.js';
 
-
 /** A single-line text field: trimmed, 1..max characters, no control characters. */
 export const line = (max: number) =>
   z

@@ -606,6 +606,12 @@ const ROLE_ORDER: Role[] = ['admin', 'moderator', 'member'];
 
 /** Every user is a member; roles are unique and in a stable order. */
 function normalizeRoles(roles: readonly Role[] | undefined): Role[] {
+  const unknown = (roles ?? []).filter((role) => !ROLE_ORDER.includes(role));
+  if (unknown.length) {
+    throw validationError(`Unknown role(s): ${unknown.join(', ')}`, [
+      { path: 'roles', message: 'must be admin, moderator or member' },
+    ]);
+  }
   const set = new Set<Role>([...(roles ?? []), 'member']);
   return ROLE_ORDER.filter((role) => set.has(role));
 }

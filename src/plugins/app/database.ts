@@ -5,7 +5,12 @@ import fp from 'fastify-plugin';
 import { MongoClient, type Db } from 'mongodb';
 import type { Config } from '../../config/index.js';
 import { ensureIndexes, ensureInstallation } from '../../db/collections.js';
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../db/embedded.js';
+import {
+  forgetRunningEmbedded,
+  recordRunningEmbedded,
+  startEmbeddedDatabase,
+  type EmbeddedDatabase,
+} from '../../db/embedded.js';
 import { DatabaseMonitor } from '../../db/monitor.js';
 
 declare module 'fastify' {
@@ -29,6 +34,8 @@ export default fp(
         log: (message) => fastify.log.info(message),
       });
       url = embedded.url;
+      // Lets `npm run admin` reach this database while the server runs.
+      recordRunningEmbedded(database.data_dir, embedded);
     }
     fastify.log.info(
       {
@@ -70,7 +77,10 @@ export default fp(
     fastify.addHook('onClose', async () => {
       monitor.stop();
       await client.close();
-      await embedded?.stop();
+      if (embedded) {
+        forgetRunningEmbedded(database.data_dir);
+        await embedded.stop();
+      }
     });
   },
   { name: 'database' },
