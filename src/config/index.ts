@@ -96,11 +96,14 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const input = unflatten(merged);
   for (const group of Object.keys(configSchema.shape)) input[group] ??= {};
   const result = configSchema.safeParse(input);
+  // The secret guard runs even when other values are bad, so every problem is reported in one go.
+  const debug = configSchema.shape.server.shape.debug.safeParse(merged.get('server.debug')?.value ?? true);
+  const secretProblem = debug.success ? checkSecret(debug.data, merged.get('auth.secret_key')) : undefined;
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describeIssue(issue, merged));
-    throw new ConfigError(problems);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (secretProblem) problems.push(secretProblem);
+  if (!result.success || problems.length > 0) throw new ConfigError(problems);
 
   const config = result.data;
   const sources: Record<string, ConfigSource> = {};
@@ -109,8 +112,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     sources[key] = source === undefined || source === 'override' ? 'default' : source;
   }
 
-  const secretProblem = checkSecret(config, merged.get('auth.secret_key'));
-  if (secretProblem) throw new ConfigError([secretProblem]);
   if (!config.auth.secret_key) {
     // Development mode without a secret: a random one per process, so nothing predictable ever signs tokens.
     config.auth.secret_key = randomBytes(48).toString('base64url');
@@ -133,9 +134,9 @@ export function redactConfig(config: Config): Record<string, unknown> {
   return unflatten(flat);
 }
 
-function checkSecret(config: Config, given: LayerValue | undefined): string | undefined {
-  if (config.server.debug) return undefined;
-  const secret = config.auth.secret_key;
+function checkSecret(debug: boolean, given: LayerValue | undefined): string | undefined {
+  if (debug) return undefined;
+  const secret = typeof given?.value === 'string' ? given.value.trim() : '';
   const where = given ? ` (from ${given.source} ${given.origin})` : '';
   if (!secret)
     return `auth.secret_key: SECRET_KEY is required when DEBUG=false; set it to 32 or more random characters`;
@@ -168,9 +169,20 @@ function readStructuredFile(
     }
     return parsed as Record<string, unknown>;
   } catch (error) {
-    problems.push(`${file}: not valid ${source.toUpperCase()}: ${(error as Error).message.split('\n')[0]}`);
+    // Parser messages quote the text around the error, which may be a secret: report only where it is.
+    problems.push(`${file}: not valid ${source.toUpperCase()}${errorPosition(error as Error, text)}`);
     return undefined;
   }
+}
+
+/** " at line L, column C" for a parse error, without quoting the file's content. */
+function errorPosition(error: Error & { linePos?: { line: number; col: number }[] }, text: string): string {
+  const yamlPos = error.linePos?.[0];
+  if (yamlPos) return ` at line ${yamlPos.line}, column ${yamlPos.col}`;
+  const offset = /position (\d+)/.exec(error.message)?.[1];
+  if (offset === undefined) return '';
+  const before = text.slice(0, Number(offset)).split('\n');
+  return ` at line ${before.length}, column ${before.at(-1)!.length + 1}`;
 }
 
 function envLayer(

@@ -80,8 +80,12 @@ const list = <T extends z.ZodType>(item: T) =>
     z.array(item, { error: 'expected a list (YAML/JSON array or comma-separated string)' }),
   );
 
+/** An optional string; blank counts as unset (so `SECRET_KEY=   ` is not a secret). */
 const optionalString = () =>
-  z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
+  z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    z.string().optional(),
+  );
 
 const url = (protocols: string[]) =>
   z.preprocess(
@@ -198,9 +202,12 @@ export const configSchema = z.object({
   }),
   logging: z.object({
     level: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-        error: 'expected fatal, error, warn, info, debug, trace or silent',
-      })
+      .preprocess(
+        (value) => (typeof value === 'string' ? value.trim().toLowerCase() : value),
+        z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+          error: 'expected fatal, error, warn, info, debug, trace or silent',
+        }),
+      )
       .default('info'),
     dir: z.string().min(1).default('logs'),
     max_size: z
