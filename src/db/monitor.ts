@@ -24,6 +24,7 @@ export class DatabaseMonitor {
   private readyDone = false;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
+  private stopped = false;
   private readonly readyWaiters: (() => void)[] = [];
 
   constructor(
@@ -34,6 +35,11 @@ export class DatabaseMonitor {
       embedded: boolean;
       engine: string;
       log: FastifyBaseLogger;
+      /**
+       * (Re)connects the client. The driver closes a client for good when its first automatic connect
+       * fails, so a server started without its database must connect again once the database is back.
+       */
+      connect: () => Promise<unknown>;
     },
   ) {
     this.state = {
@@ -68,8 +74,11 @@ export class DatabaseMonitor {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops checking and waits for a check under way, so nothing logs after shutdown. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    await this.inFlight;
   }
 
   /** A request just failed to reach the database: say so now and look again soon. */
@@ -80,6 +89,7 @@ export class DatabaseMonitor {
 
   /** One ping, bounded by the configured timeout; concurrent callers share it. */
   check(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     this.inFlight ??= this.ping().finally(() => (this.inFlight = undefined));
     return this.inFlight;
   }
@@ -89,7 +99,7 @@ export class DatabaseMonitor {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.db.command({ ping: 1 }),
+        this.options.connect().then(() => this.db.command({ ping: 1 })),
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer to ping within ${this.options.timeoutMs} ms`)),
@@ -104,6 +114,7 @@ export class DatabaseMonitor {
       Object.assign(this.state, { status: 'up', latency_ms: latency, checked_at: new Date(), error: null });
       if (!this.readyDone) await this.runReadyTasks();
     } catch (error) {
+      if (this.stopped) return;
       if (this.state.status !== 'down') this.setDown(error);
       this.state.checked_at = new Date();
     } finally {

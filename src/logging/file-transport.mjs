@@ -27,7 +27,8 @@ export default async function fileTransport(options) {
       size: options.size,
       frequency: options.frequency,
       dateFormat: options.frequency === 'hourly' ? 'yyyy-MM-dd-HH' : 'yyyy-MM-dd',
-      limit: { count: options.retention },
+      // Also prune files left by earlier runs, or restarts would fill the disk.
+      limit: { count: options.retention, removeOtherLogFiles: true },
       mkdir: true,
     });
   const files = {
@@ -37,7 +38,8 @@ export default async function fileTransport(options) {
     audit: await open('audit.log'),
   };
   const streams = Object.values(files);
-  const formatText = prettyFactory({ ...PRETTY_OPTIONS, colorize: false });
+  // One line per entry in the file (errors included), so it can be grepped and tailed.
+  const formatText = prettyFactory({ ...PRETTY_OPTIONS, colorize: false, errorLikeObjectKeys: [] });
   let consoleOut;
   let formatConsole;
   if (options.console !== 'off') {

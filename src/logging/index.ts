@@ -22,6 +22,9 @@ export interface Loggers {
 export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
+  'request.headers.authorization',
+  'request.headers.cookie',
+  'request.headers["x-api-key"]',
   'req.headers["x-api-key"]',
   'req.headers["sec-websocket-protocol"]',
   'res.headers["set-cookie"]',

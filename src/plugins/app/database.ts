@@ -61,6 +61,7 @@ export default fp(
       embedded: embedded !== undefined,
       engine: embedded?.engine === 'mongod' ? 'mongodb' : (embedded?.engine ?? 'unknown'),
       log: fastify.log,
+      connect: () => client.connect(),
     });
     monitor.onReady('indexes', ensureIndexes);
     monitor.onReady('installation', async (readyDb) => void (await ensureInstallation(readyDb, new Date())));
@@ -75,7 +76,7 @@ export default fp(
       await Promise.race([monitor.whenReady(), delay(database.timeout_ms, undefined, { ref: false })]);
     });
     fastify.addHook('onClose', async () => {
-      monitor.stop();
+      await monitor.stop();
       await client.close();
       if (embedded) {
         forgetRunningEmbedded(database.data_dir);

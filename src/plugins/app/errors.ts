@@ -121,7 +121,7 @@ export default fp(
         fastify.database?.markUnavailable(error);
         request.log.warn({ err: error.message, url: redactUrl(request.url) }, 'database unavailable');
       } else if (described.statusCode >= 500) {
-        request.log.error({ err: error, req: requestContext(request) }, 'request failed');
+        request.log.error({ err: error, request: requestContext(request) }, 'request failed');
       }
       return sendError(request, reply, described);
     });
