@@ -36,6 +36,8 @@ export function serverOptions(config: Config, loggers: Loggers): FastifyServerOp
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     bodyLimit: config.server.body_limit,
+    // Emails are valid user references in paths: up to 254 characters, three times that percent-encoded.
+    routerOptions: { maxParamLength: 1024 },
     trustProxy: config.server.trust_proxy,
     requestTimeout: config.server.request_timeout_ms,
     return503OnClosing: true,

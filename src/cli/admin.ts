@@ -84,18 +84,9 @@ async function main(argv: string[]): Promise<number> {
       case 'unlock':
         print(await users.unlock(CLI_ACTOR, need('user'), CLI_CONTEXT));
         return 0;
-      case 'revoke-sessions': {
-        const user = await users.resolve(need('user'));
-        print({
-          revoked: await server.app.auth.revokeUserSessions(
-            user._id,
-            'admin_revoked',
-            CLI_ACTOR,
-            CLI_CONTEXT,
-          ),
-        });
+      case 'revoke-sessions':
+        print({ revoked: await users.revokeSessions(CLI_ACTOR, need('user'), CLI_CONTEXT) });
         return 0;
-      }
       case 'list-users':
         for (const user of await users.listAll(CLI_ACTOR, Number(values.limit ?? 1000))) {
           process.stdout.write(

@@ -1,5 +1,5 @@
-// MongoDB access for login sessions. A session holds the hash of its current refresh token and of the one
-// before it (to recognise a replayed token), its idle and absolute expiry, and its revocation.
+// MongoDB access for login sessions. A session holds the hash of its current refresh token and of the last
+// few before it (to recognise a replayed token), its idle and absolute expiry, and its revocation.
 import type { Collection, Db } from 'mongodb';
 import { COLLECTIONS } from '../db/collections.js';
 
@@ -7,7 +7,8 @@ export interface SessionDoc {
   _id: string;
   user_id: string;
   refresh_hash: string;
-  previous_refresh_hash: string | null;
+  /** Hashes of the tokens this session issued before the current one, newest first (bounded). */
+  previous_refresh_hashes: string[];
   created_at: Date;
   last_used_at: Date;
   expires_at: Date;
@@ -32,11 +33,12 @@ export class SessionsRepository {
     return this.sessions.findOne({ _id: id });
   }
 
-  /** Swaps the refresh token only if `currentHash` is still the current one (two racing refreshes: one wins). */
-  rotate(id: string, currentHash: string, nextHash: string, at: Date): Promise<SessionDoc | null> {
+  /** Swaps the refresh token only if it is still the current one (two racing refreshes: one wins). */
+  rotate(session: SessionDoc, nextHash: string, keep: number, at: Date): Promise<SessionDoc | null> {
+    const previous = [session.refresh_hash, ...session.previous_refresh_hashes].slice(0, keep);
     return this.sessions.findOneAndUpdate(
-      { _id: id, refresh_hash: currentHash, revoked_at: null },
-      { $set: { refresh_hash: nextHash, previous_refresh_hash: currentHash, last_used_at: at } },
+      { _id: session._id, refresh_hash: session.refresh_hash, revoked_at: null },
+      { $set: { refresh_hash: nextHash, previous_refresh_hashes: previous, last_used_at: at } },
       { returnDocument: 'after' },
     );
   }

@@ -23,6 +23,8 @@ import type { SecurityEvents } from './security-events.js';
 /** How long a session check is trusted without asking the database again. */
 export const SESSION_CACHE_MS = 1_000;
 const SESSION_CACHE_MAX = 50_000;
+/** How many earlier refresh tokens per session are recognised when replayed. */
+const REMEMBERED_REFRESH_TOKENS = 20;
 
 export interface TokenPair {
   access_token: string;
@@ -230,7 +232,7 @@ export class AuthService {
       _id: sessionId,
       user_id: user._id,
       refresh_hash: sha256(refreshToken),
-      previous_refresh_hash: null,
+      previous_refresh_hashes: [],
       created_at: now,
       last_used_at: now,
       expires_at: new Date(now.getTime() + this.settings.session_max_age_s * 1000),
@@ -269,10 +271,17 @@ export class AuthService {
       throw new Errors.INVALID_TOKEN();
     }
     const presented = sha256(refreshToken);
-    const rotated = presented === session.refresh_hash ? await this.rotate(session, presented, now) : null;
+    const isCurrent = presented === session.refresh_hash;
+    if (!isCurrent && !session.previous_refresh_hashes.includes(presented)) {
+      // Not a token this session ever issued (a guess built from the visible session id): refuse it,
+      // but do not let a guess sign the owner out.
+      this.deps.security.record({ type: 'token.refresh_invalid', principal: session.user_id }, context);
+      throw new Errors.INVALID_TOKEN();
+    }
+    const rotated = isCurrent ? await this.rotate(session, now) : null;
     if (!rotated) {
-      // A token that is not the current one (or lost a race to its own copy) was used before: the
-      // session is compromised, so nobody keeps it.
+      // An earlier token again (or the current one losing a race to its own copy): two parties hold
+      // this session's tokens, so the session is compromised and nobody keeps it.
       await this.revokeSession(session._id, 'refresh_token_reused');
       this.deps.security.record(
         {
@@ -304,13 +313,9 @@ export class AuthService {
     return { ...this.signAccess(user, session._id), refresh_token: rotated.token, user };
   }
 
-  private async rotate(
-    session: SessionDoc,
-    presentedHash: string,
-    now: Date,
-  ): Promise<{ token: string } | null> {
+  private async rotate(session: SessionDoc, now: Date): Promise<{ token: string } | null> {
     const token = `${session._id}.${randomToken(32)}`;
-    const updated = await this.deps.sessions.rotate(session._id, presentedHash, sha256(token), now);
+    const updated = await this.deps.sessions.rotate(session, sha256(token), REMEMBERED_REFRESH_TOKENS, now);
     return updated ? { token } : null;
   }
 

@@ -134,6 +134,7 @@ export class UsersService {
     assertCan(actor, 'user.read_directory');
     const after = query.cursor ? decodeCursor(query.cursor) : undefined;
     const prefix = query.q ? searchTerms(query.q).at(-1) : undefined;
+    if (query.q && !prefix) return { users: [], next_cursor: null, has_more: false }; // only punctuation
     const page = await this.deps.users.directory({
       prefix,
       department: query.department,
@@ -423,6 +424,13 @@ export class UsersService {
     await this.deps.auth().revokeUserSessions(user._id, 'password_reset', actor, context);
   }
 
+  /** Signs a user out everywhere (admins). */
+  async revokeSessions(actor: Actor, reference: string, context: RequestContext): Promise<number> {
+    assertCan(actor, 'session.revoke_any');
+    const user = await this.resolve(reference);
+    return this.deps.auth().revokeUserSessions(user._id, 'admin_revoked', actor, context);
+  }
+
   async unlock(actor: Actor, reference: string, context: RequestContext): Promise<PublicUser> {
     assertCan(actor, 'user.manage');
     const user = await this.resolve(reference);
@@ -467,14 +475,14 @@ export class UsersService {
       try {
         report.push({ row, ...(await this.importOne(actor, parsed, context)) });
       } catch (error) {
-        if ((error as { code?: string }).code === 'EMAIL_TAKEN') {
-          report.push({
-            row,
-            email: parsed.email,
-            outcome: 'rejected',
-            reason: 'email taken by a concurrent change',
-          });
-        } else throw error;
+        // A row the rules refuse (e.g. demoting the last admin) is reported; the rest of the list goes on.
+        const status = (error as { statusCode?: number }).statusCode ?? 500;
+        if (status >= 500) throw error;
+        const reason =
+          (error as { code?: string }).code === 'EMAIL_TAKEN'
+            ? 'email taken by a concurrent change'
+            : (error as Error).message;
+        report.push({ row, email: parsed.email, outcome: 'rejected', reason });
       }
     }
     const summary = { created: 0, updated: 0, unchanged: 0, rejected: 0 };
@@ -488,7 +496,7 @@ export class UsersService {
 
   private async importOne(
     actor: Actor,
-    input: Required<Omit<NewUser, 'password'>>,
+    input: ImportRow,
     context: RequestContext,
   ): Promise<Omit<ImportRowReport, 'row'>> {
     const existing = await this.deps.users.findByEmail(input.email);
@@ -512,15 +520,17 @@ export class UsersService {
         set_password_token: setPasswordToken,
       };
     }
-    const wanted = {
-      name: input.name.trim(),
-      department: input.department.trim(),
-      team: input.team?.trim() || null,
-      designation: input.designation?.trim() || null,
-      roles: normalizeRoles(input.roles),
+    // Only what the list says is applied: a column (or JSON key) it lacks, or an empty roles cell, leaves
+    // that field as it is, so an HR export without roles never demotes anyone.
+    const wanted: Partial<Pick<UserDoc, 'name' | 'department' | 'team' | 'designation' | 'roles'>> = {
+      name: input.name,
+      department: input.department,
     };
+    if (input.team !== undefined) wanted.team = input.team;
+    if (input.designation !== undefined) wanted.designation = input.designation;
+    if (input.roles !== undefined) wanted.roles = normalizeRoles(input.roles);
     const changed = (Object.keys(wanted) as (keyof typeof wanted)[]).filter((key) =>
-      key === 'roles' ? !sameRoles(existing.roles, wanted.roles) : existing[key] !== wanted[key],
+      key === 'roles' ? !sameRoles(existing.roles, wanted.roles!) : existing[key] !== wanted[key],
     );
     if (changed.length === 0) return { email: existing.email, outcome: 'unchanged', user_id: existing._id };
     await this.adminUpdate(
@@ -658,13 +668,21 @@ function decodeCursor(cursor: string): { name_lower: string; id: string } {
   ]);
 }
 
+/** One validated staff-list row; undefined optional fields were not in the list. */
+interface ImportRow {
+  email: string;
+  name: string;
+  department: string;
+  team: string | null | undefined;
+  designation: string | null | undefined;
+  roles: Role[] | undefined;
+}
+
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/;
 const IMPORT_FIELD_MAX = 200;
 
 /** Validates one staff-list row (from CSV or JSON); roles may be a list or "admin;moderator". */
-function parseImportRow(
-  raw: unknown,
-): Required<Omit<NewUser, 'password'>> | { error: string; email: string | null } {
+function parseImportRow(raw: unknown): ImportRow | { error: string; email: string | null } {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw))
     return { error: 'row is not an object', email: null };
   const row = raw as Record<string, unknown>;
@@ -703,12 +721,14 @@ function parseImportRow(
   if (!roles || roles.some((role) => !ROLE_ORDER.includes(role as Role))) {
     return { error: 'roles must be admin, moderator and/or member', email };
   }
+  // Absent (undefined) means "not in this list": existing users keep what they have.
+  const optional = (key: 'team' | 'designation') => (key in row ? fields[key] || null : undefined);
   return {
     email,
     name: fields.name,
     department: fields.department,
-    team: fields.team || null,
-    designation: fields.designation || null,
-    roles: roles as Role[],
+    team: optional('team'),
+    designation: optional('designation'),
+    roles: roles.length ? (roles as Role[]) : undefined,
   };
 }

@@ -19,6 +19,8 @@ export default fp(
         'X-RateLimit-Reset',
       ],
       maxAge: 600,
+      // A malformed preflight falls through to our handlers and gets the contract's error shape.
+      strictPreflight: false,
     });
   },
   { name: 'cors' },

@@ -116,16 +116,13 @@ const adminUsersRoutes: FastifyPluginAsyncZod = async (fastify) => {
         response: { 200: revokeSessionsResponse, ...errorResponses(401, 403, 404) },
       },
     },
-    async (request) => {
-      const user = await fastify.users.resolve(request.params.userId);
-      const revoked = await fastify.auth.revokeUserSessions(
-        user._id,
-        'admin_revoked',
+    async (request) => ({
+      revoked: await fastify.users.revokeSessions(
         request.principal,
+        request.params.userId,
         requestContext(request),
-      );
-      return { revoked };
-    },
+      ),
+    }),
   );
 
   fastify.post(

@@ -1,0 +1,263 @@
+// The authorization matrix: every route the server registers × anonymous, member, moderator, admin and a
+// disabled user (whose token was issued before the account was disabled), with the expected status in one
+// table. The test fails when a route is registered without an entry here, or an entry names a route that
+// no longer exists. Requests carry real ids and minimal valid bodies, so a status reflects authorization,
+// not validation. HEAD routes mirror GET and are left out.
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { NO_REQUEST, SYSTEM_ACTOR } from '../../src/services/context.js';
+import { useTestApp } from '../helper.js';
+import {
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  bearer,
+  identityOverrides,
+  loginOk,
+  seedAndLogin,
+  seedUser,
+  strongPassword,
+  uniqueEmail,
+} from './fixtures.js';
+
+const ROLES = ['anonymous', 'member', 'moderator', 'admin', 'disabled'] as const;
+type MatrixRole = (typeof ROLES)[number];
+type Statuses = Record<MatrixRole, number>;
+
+interface Caller {
+  token: string;
+  email: string;
+  password: string;
+}
+
+interface Context {
+  app: FastifyInstance;
+  /** The caller for this request (undefined for anonymous). */
+  caller: Caller | undefined;
+  /** A user to read (shared). */
+  readTarget: string;
+  /** A new user, for requests that change or act on their target. */
+  newTarget(): Promise<string>;
+}
+
+interface Entry {
+  expect: Statuses;
+  /** Path parameters, body and extra headers for the request. */
+  request?: (ctx: Context) => Promise<Partial<InjectOptions> & { params?: Record<string, string> }>;
+  /** The caller is a brand-new user of the role: the request changes the caller's own session or password. */
+  freshCaller?: boolean;
+}
+
+const everyone = (status: number): Statuses => ({
+  anonymous: status,
+  member: status,
+  moderator: status,
+  admin: status,
+  disabled: status,
+});
+const signedIn = (status: number): Statuses => ({
+  anonymous: 401,
+  member: status,
+  moderator: status,
+  admin: status,
+  disabled: 401,
+});
+const adminOnly = (status: number): Statuses => ({
+  anonymous: 401,
+  member: 403,
+  moderator: 403,
+  admin: status,
+  disabled: 401,
+});
+
+const TABLE: Record<string, Entry> = {
+  // CORS preflight, for any path: public by nature.
+  'OPTIONS *': {
+    expect: everyone(204),
+    request: async () => ({
+      url: '/api/v2/users/me',
+      headers: { origin: 'https://chat.example.com', 'access-control-request-method': 'GET' },
+    }),
+  },
+  // API documentation (public).
+  'GET /api/v2/docs': { expect: everyone(200) },
+  'GET /api/v2/docs/static/index.html': { expect: everyone(302) },
+  'GET /api/v2/docs/static/swagger-initializer.js': { expect: everyone(200) },
+  'GET /api/v2/docs/json': { expect: everyone(200) },
+  'GET /api/v2/docs/yaml': { expect: everyone(200) },
+  'GET /api/v2/docs/static/*': {
+    expect: everyone(200),
+    request: async () => ({ params: { '*': 'index.css' } }),
+  },
+  'GET /api/v2/openapi.json': { expect: everyone(200) },
+  // Health (public).
+  'GET /api/v2/health': { expect: everyone(200) },
+  'GET /api/v2/health/live': { expect: everyone(200) },
+  'GET /api/v2/health/ready': { expect: everyone(200) },
+  // Auth.
+  'POST /api/v2/auth/login': {
+    expect: everyone(200),
+    request: async ({ app }) => {
+      const user = await seedUser(app);
+      return { payload: { email: user.email, password: user.password } };
+    },
+  },
+  'POST /api/v2/auth/refresh': {
+    expect: everyone(200),
+    request: async ({ app }) => {
+      const user = await seedUser(app);
+      const pair = await loginOk(app, user.email, user.password);
+      return { payload: { refresh_token: pair.refresh_token } };
+    },
+  },
+  'POST /api/v2/auth/set-password': {
+    expect: everyone(204),
+    request: async ({ app }) => {
+      const { set_password_token: token } = await app.users.create(
+        SYSTEM_ACTOR,
+        { email: uniqueEmail('setpw'), name: 'Set Password', department: 'Matrix' },
+        NO_REQUEST,
+      );
+      return { payload: { token, password: strongPassword() } };
+    },
+  },
+  'POST /api/v2/auth/logout': { expect: signedIn(204), freshCaller: true },
+  'GET /api/v2/auth/session': { expect: signedIn(200) },
+  // The caller's own profile and password.
+  'GET /api/v2/users/me': { expect: signedIn(200) },
+  'PATCH /api/v2/users/me': {
+    expect: signedIn(200),
+    request: async () => ({ payload: { designation: 'Matrix tester' } }),
+  },
+  'POST /api/v2/users/me/password': {
+    expect: signedIn(204),
+    freshCaller: true,
+    request: async ({ caller }) => ({
+      payload: {
+        current_password: caller?.password ?? 'Irrelevant-Password-1',
+        new_password: strongPassword(),
+      },
+    }),
+  },
+  // Directory.
+  'GET /api/v2/users': { expect: signedIn(200) },
+  'GET /api/v2/users/:userId': {
+    expect: signedIn(200),
+    request: async ({ readTarget }) => ({ params: { userId: readTarget } }),
+  },
+  // Administration.
+  'POST /api/v2/admin/users': {
+    expect: adminOnly(201),
+    request: async () => ({
+      payload: { email: uniqueEmail('matrix'), name: 'Matrix Created', department: 'Matrix' },
+    }),
+  },
+  'PATCH /api/v2/admin/users/:userId': {
+    expect: adminOnly(200),
+    request: async ({ newTarget }) => ({
+      params: { userId: await newTarget() },
+      payload: { department: 'Moved' },
+    }),
+  },
+  'POST /api/v2/admin/users/:userId/unlock': {
+    expect: adminOnly(200),
+    request: async ({ newTarget }) => ({ params: { userId: await newTarget() } }),
+  },
+  'DELETE /api/v2/admin/users/:userId/sessions': {
+    expect: adminOnly(200),
+    request: async ({ newTarget }) => ({ params: { userId: await newTarget() } }),
+  },
+  'POST /api/v2/admin/users/import': {
+    expect: adminOnly(200),
+    request: async () => ({
+      payload: { users: [{ email: uniqueEmail('imported'), name: 'Matrix Imported', department: 'Matrix' }] },
+    }),
+  },
+};
+
+/** The code an error status must carry for a role (anonymous: no credential; disabled: a dead token). */
+function expectedCode(status: number, role: MatrixRole): string | undefined {
+  if (status === 401) return role === 'anonymous' ? 'UNAUTHORIZED' : 'INVALID_TOKEN';
+  if (status === 403) return 'FORBIDDEN';
+  return undefined;
+}
+
+function fillUrl(template: string, params: Record<string, string> = {}): string {
+  return template.replace(/:([A-Za-z_]+)|\*/g, (match, name: string | undefined) => {
+    const value = params[name ?? '*'];
+    if (value === undefined) throw new Error(`no value for ${match} in ${template}`);
+    return name ? encodeURIComponent(value) : value;
+  });
+}
+
+describe('authorization matrix', () => {
+  const testApp = useTestApp(identityOverrides());
+  const app = () => testApp().app;
+
+  it('every route × every role answers as the table says', async () => {
+    const registered = [
+      ...new Set(
+        app()
+          .routeTable.filter((route) => route.method !== 'HEAD')
+          .map((r) => `${r.method} ${r.url}`),
+      ),
+    ].sort();
+    // A new route needs a row here; a row for a removed route must go.
+    expect(Object.keys(TABLE).sort()).toEqual(registered);
+
+    const admin = await loginOk(app(), ADMIN_EMAIL, ADMIN_PASSWORD);
+    const callers: Record<Exclude<MatrixRole, 'anonymous'>, Caller> = {} as never;
+    for (const role of ['member', 'moderator', 'admin', 'disabled'] as const) {
+      const seeded = await seedAndLogin(app(), {
+        roles: role === 'disabled' || role === 'member' ? ['member'] : [role],
+        department: 'Matrix',
+      });
+      callers[role] = { token: seeded.tokens.access_token, email: seeded.email, password: seeded.password };
+    }
+    const disabledUser = await app().inject({
+      method: 'PATCH',
+      url: `/api/v2/admin/users/${encodeURIComponent(callers.disabled.email)}`,
+      headers: bearer(admin.access_token),
+      payload: { disabled: true },
+    });
+    expect(disabledUser.statusCode).toBe(200);
+    const readTarget = (await seedUser(app(), { password: null, department: 'Matrix' })).user.id;
+
+    const actual: Record<string, Statuses> = {};
+    const wrongCodes: string[] = [];
+    for (const [key, entry] of Object.entries(TABLE)) {
+      const [method, template] = key.split(' ') as [InjectOptions['method'], string];
+      actual[key] = {} as Statuses;
+      for (const role of ROLES) {
+        let caller: Caller | undefined = role === 'anonymous' ? undefined : callers[role];
+        if (entry.freshCaller && (role === 'member' || role === 'moderator' || role === 'admin')) {
+          const fresh = await seedAndLogin(app(), { roles: [role], department: 'Matrix' });
+          caller = { token: fresh.tokens.access_token, email: fresh.email, password: fresh.password };
+        }
+        const context: Context = {
+          app: app(),
+          caller,
+          readTarget,
+          newTarget: async () => (await seedUser(app(), { password: null, department: 'Matrix' })).user.id,
+        };
+        const { params, headers, ...rest } = (await entry.request?.(context)) ?? {};
+        const response = await app().inject({
+          method,
+          url: template === '*' ? '/' : fillUrl(template, params),
+          ...rest,
+          headers: { ...(caller ? bearer(caller.token) : {}), ...(headers as Record<string, string>) },
+        });
+        actual[key][role] = response.statusCode;
+        const code = expectedCode(response.statusCode, role);
+        if (code && response.json<{ code?: string }>().code !== code)
+          wrongCodes.push(
+            `${key} as ${role}: ${response.statusCode} ${response.json<{ code?: string }>().code}`,
+          );
+        if (response.statusCode >= 500) wrongCodes.push(`${key} as ${role}: ${response.body}`);
+      }
+    }
+
+    const expected = Object.fromEntries(Object.entries(TABLE).map(([key, entry]) => [key, entry.expect]));
+    expect(actual).toEqual(expected);
+    expect(wrongCodes).toEqual([]);
+  });
+});
