@@ -1,0 +1,84 @@
+// Switchboard itself as a benchmark target: the real server (src/server.ts `start()`: config loading,
+// every plugin, production logging to files) in its own process, in a temporary working folder so that no
+// .env or config/ of the checkout changes what is measured.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENV_KEYS } from '../../src/config/schema.js';
+import { makeTempDir } from './cleanup.js';
+import { startServerProcess, type ServerProcess } from './server.js';
+
+export const APP_SERVER_SCRIPT = fileURLToPath(new URL('../servers/app.ts', import.meta.url));
+
+export interface AppServer extends ServerProcess {
+  /** The settings the app was started with (SECRET_KEY masked), for the report. */
+  settings: Record<string, string>;
+  logDir: string;
+  /** Bytes currently in the log folder (rotated files included). */
+  logBytes(): number;
+}
+
+/**
+ * The benchmark's own environment without anything that configures Switchboard or Node, so the shell a
+ * benchmark is started from cannot change what is measured.
+ */
+export function cleanEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of [...Object.keys(ENV_KEYS), 'CONFIG_DIR', 'NODE_OPTIONS']) delete env[key];
+  return env;
+}
+
+/**
+ * Production settings: DEBUG=false with a real secret, logging at info to files (no console), every plugin
+ * with its default. `settings` adds to or replaces these (a benchmark that needs, say, rate limits off
+ * must say so in its own report).
+ */
+export async function startAppServer(options: {
+  database: { url: string; name: string };
+  settings?: Record<string, string>;
+  name?: string;
+  /** Extra Node flags for the server process, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
+  nodeArgs?: string[];
+}): Promise<AppServer> {
+  const home = makeTempDir('switchboard-bench-app');
+  const logDir = path.join(home, 'logs');
+  const settings: Record<string, string> = {
+    DEBUG: 'false',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    LOG_CONSOLE: 'off',
+    LOG_DIR: logDir,
+    MONGO_URL: options.database.url,
+    DB_NAME: options.database.name,
+    DATA_DIR: path.join(home, 'data'),
+    UPLOAD_PATH: path.join(home, 'uploads'),
+    ...options.settings,
+  };
+  const secret = randomBytes(48).toString('base64url');
+  const server = await startServerProcess({
+    name: options.name ?? 'app',
+    script: APP_SERVER_SCRIPT,
+    cwd: home,
+    env: { ...cleanEnvironment(), ...settings, SECRET_KEY: secret, CONFIG_DIR: path.join(home, 'config') },
+    // First start compiles the TypeScript and may create indexes.
+    readyTimeoutMs: 90_000,
+    nodeArgs: options.nodeArgs,
+  });
+  return {
+    ...server,
+    settings: { ...settings, SECRET_KEY: '[set, 64 chars]' },
+    logDir,
+    logBytes: () => folderBytes(logDir),
+  };
+}
+
+function folderBytes(dir: string): number {
+  let total = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath, entry.name)).size;
+  }
+  return total;
+}
