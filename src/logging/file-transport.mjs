@@ -9,7 +9,9 @@ import build from 'pino-abstract-transport';
 import { prettyFactory } from 'pino-pretty';
 import roll from 'pino-roll';
 import SonicBoom from 'sonic-boom';
+import { formatLine } from './format-line.mjs';
 
+// Console only (a person is watching): pino-pretty's colours and layout.
 const PRETTY_OPTIONS = {
   translateTime: 'UTC:yyyy-mm-dd HH:MM:ss.l o',
   ignore: 'pid,hostname,stream',
@@ -38,8 +40,6 @@ export default async function fileTransport(options) {
     audit: await open('audit.log'),
   };
   const streams = Object.values(files);
-  // One line per entry in the file (errors included), so it can be grepped and tailed.
-  const formatText = prettyFactory({ ...PRETTY_OPTIONS, colorize: false, errorLikeObjectKeys: [] });
   let consoleOut;
   let formatConsole;
   if (options.console !== 'off') {
@@ -61,7 +61,7 @@ export default async function fileTransport(options) {
         else if (entry.stream === 'audit') files.audit.write(line + '\n');
         else {
           files.mainJson.write(line + '\n');
-          files.mainText.write(formatText(entry));
+          files.mainText.write(formatLine(entry)); // one line per entry: grep and tail work
         }
         if (consoleOut) consoleOut.write(formatConsole ? formatConsole(entry) : line + '\n');
       }

@@ -1,5 +1,6 @@
 // Fastify's per-request log lines, reshaped: no "incoming request" line, and one access line per request
 // when it completes (method, route template, status, duration, caller) with credentials masked in the URL.
+// Routes with `config: { accessLog: false }` (health probes) are logged only when they fail.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { redactUrl } from './redact-url.js';
 
@@ -11,6 +12,9 @@ export class AccessLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
+    // Health probes arrive every few seconds from load balancers and orchestrators: log them only when
+    // they fail, or they would drown everything else.
+    if (request.routeOptions?.config?.accessLog === false && reply.statusCode < 400 && !error) return;
     const entry = {
       method: request.method,
       url: redactUrl(request.url),

@@ -1,7 +1,8 @@
 // The REST API under /api/v2: one encapsulated plugin, so the zod compilers apply to our routes only
 // (third-party plugins keep their plain JSON-schema responses).
-import { serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
+import { validatorCompiler } from '@fastify/type-provider-zod';
 import type { FastifyPluginAsync } from 'fastify';
+import { serializerCompiler } from '../schemas/serializer.js';
 import authenticatePlugin from '../plugins/app/authenticate.js';
 import adminUsersRoutes from './admin/users.js';
 import authRoutes from './auth/index.js';

@@ -13,6 +13,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** No credential needed for this route. */
     public?: boolean;
+    /** false: no access-log line unless the request fails (health probes). */
+    accessLog?: boolean;
   }
 }
 
@@ -37,11 +39,20 @@ export function requestContext(request: FastifyRequest): RequestContext {
 export default fp(
   async function authenticatePlugin(fastify) {
     fastify.decorateRequest('principal', null as unknown as Principal);
-    fastify.addHook('onRequest', async (request) => {
-      if (request.routeOptions.config.public || request.is404) return;
-      const token = bearerToken(request);
-      if (!token) throw new Errors.UNAUTHORIZED();
-      request.principal = await fastify.auth.authenticate(token);
+    // Callback style: public routes (health probes) return at once, without allocating a promise.
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      if (request.routeOptions.config.public || request.is404) return done();
+      let token: string | undefined;
+      try {
+        token = bearerToken(request);
+        if (!token) throw new Errors.UNAUTHORIZED();
+      } catch (error) {
+        return done(error as Error);
+      }
+      fastify.auth.authenticate(token).then((principal) => {
+        request.principal = principal;
+        done();
+      }, done);
     });
   },
   { name: 'authenticate', dependencies: ['services'] },

@@ -103,6 +103,7 @@ export function errorBody(request: FastifyRequest, described: Described): ErrorB
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, described: Described): FastifyReply {
   if (described.retryAfterS !== undefined) void reply.header('retry-after', String(described.retryAfterS));
+  void reply.header('x-request-id', request.id); // also for errors raised before our onRequest hook ran
   return reply
     .code(described.statusCode)
     .type('application/json; charset=utf-8')
@@ -111,8 +112,10 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, describe
 
 export default fp(
   async function errorsPlugin(fastify, opts: { config: Config }) {
-    fastify.addHook('onSend', async (request, reply) => {
+    // Set first thing, so every response (errors and shed load included) carries it.
+    fastify.addHook('onRequest', (request, reply, done) => {
       void reply.header('x-request-id', request.id);
+      done();
     });
 
     fastify.setErrorHandler((error: FastifyError, request, reply) => {

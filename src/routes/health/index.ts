@@ -17,7 +17,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get(
     '/health',
     {
-      config: { public: true },
+      config: { public: true, accessLog: false },
       schema: {
         tags: ['health'],
         summary: 'Overall health: database, process figures (200 ok/degraded, 503 down)',
@@ -55,7 +55,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get(
     '/health/live',
     {
-      config: { public: true },
+      config: { public: true, accessLog: false },
       schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: liveSchema } },
     },
     async () => ({ status: 'ok' as const }),
@@ -64,7 +64,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get(
     '/health/ready',
     {
-      config: { public: true },
+      config: { public: true, accessLog: false },
       schema: {
         tags: ['health'],
         summary: 'Readiness: 503 DATABASE_UNAVAILABLE while the database cannot be reached',
