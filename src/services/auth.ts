@@ -54,6 +54,7 @@ export class AuthService {
   /** `session.revoked` lets the realtime hub close that session's sockets (realtime issue). */
   readonly events = new EventEmitter<{ 'session.revoked': [SessionRevokedEvent] }>();
   private readonly sessionCache = new Map<string, CachedSession>();
+  private readonly sessionChecks = new Map<string, Promise<Principal | null>>();
 
   constructor(
     private readonly deps: {
@@ -346,11 +347,31 @@ export class AuthService {
     return principal;
   }
 
+  /**
+   * The session's principal, from a check at most SESSION_CACHE_MS old. Past half that age the answer is
+   * refreshed in the background, and concurrent checks of one session share one lookup, so steady traffic
+   * never waits on the database and a cache expiry never sends a burst of identical queries.
+   */
   private async sessionPrincipal(sessionId: string): Promise<Principal | null> {
     const cached = this.sessionCache.get(sessionId);
-    const nowMs = Date.now();
-    if (cached && nowMs - cached.checkedAt < SESSION_CACHE_MS) return cached.principal;
+    const age = cached ? Date.now() - cached.checkedAt : Number.POSITIVE_INFINITY;
+    if (cached && age < SESSION_CACHE_MS) {
+      if (age >= SESSION_CACHE_MS / 2) void this.checkSession(sessionId).catch(() => undefined);
+      return cached.principal;
+    }
+    return this.checkSession(sessionId);
+  }
 
+  private checkSession(sessionId: string): Promise<Principal | null> {
+    let check = this.sessionChecks.get(sessionId);
+    if (!check) {
+      check = this.loadSessionPrincipal(sessionId, Date.now()).finally(() => this.sessionChecks.delete(sessionId));
+      this.sessionChecks.set(sessionId, check);
+    }
+    return check;
+  }
+
+  private async loadSessionPrincipal(sessionId: string, startedAt: number): Promise<Principal | null> {
     const session = await this.deps.sessions.findById(sessionId);
     const now = this.now();
     let principal: Principal | null = null;
@@ -375,7 +396,9 @@ export class AuthService {
     }
     if (this.sessionCache.size >= SESSION_CACHE_MAX)
       this.sessionCache.delete(this.sessionCache.keys().next().value!);
-    this.sessionCache.set(sessionId, { principal, checkedAt: nowMs });
+    // Stamped with when the check began: the answer is never trusted longer than SESSION_CACHE_MS after
+    // the database was asked.
+    this.sessionCache.set(sessionId, { principal, checkedAt: startedAt });
     return principal;
   }
 
