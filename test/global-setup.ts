@@ -19,7 +19,11 @@ let embedded: EmbeddedDatabase | undefined;
 let dataDir: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  const { config } = loadConfig({ env: {}, cwd: os.tmpdir() });
+  // Only the settings that say where the embedded database comes from; nothing else of the environment.
+  const { config } = loadConfig({
+    env: { CACHE_DIR: process.env.CACHE_DIR, EMBEDDED_DB: process.env.EMBEDDED_DB },
+    cwd: os.tmpdir(),
+  });
   const external = process.env.TEST_MONGO_URL ?? process.env.MONGO_URL;
   if (external) {
     project.provide('mongoUrl', external);
@@ -30,7 +34,7 @@ export async function setup(project: TestProject): Promise<void> {
   embedded = await startEmbeddedDatabase({
     dataDir,
     cacheDir: config.database.cache_dir,
-    prefer: 'auto',
+    prefer: config.database.embedded,
     log: (message) => console.warn(`[test database] ${message}`),
   });
   console.warn(`[test database] embedded ${embedded.engine} at ${embedded.url}`);
