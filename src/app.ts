@@ -3,6 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config, ConfigSource } from './config/index.js';
+import type { Loggers } from './logging/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
 import servicesPlugin from './plugins/app/services.js';
@@ -21,10 +22,13 @@ import apiRoutes from './routes/index.js';
 export interface AppOptions {
   config: Readonly<Config>;
   sources: Readonly<Record<string, ConfigSource>>;
+  /** The process's loggers (Fastify's own is `loggers.main`); services write security and audit events. */
+  loggers: Loggers;
 }
 
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   const { config } = opts;
+  fastify.decorate('loggers', opts.loggers);
   await fastify.register(configPlugin, { config, sources: opts.sources });
   await fastify.register(routeTablePlugin);
   await fastify.register(helmetPlugin, { config });
@@ -42,5 +46,11 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    loggers: Loggers;
+  }
+}
 
 export default fp(app, { name: 'switchboard' });

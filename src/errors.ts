@@ -35,10 +35,36 @@ export const Errors = {
     503,
   ),
   SERVER_OVERLOADED: createError('SERVER_OVERLOADED', 'The server is overloaded, try again shortly', 503),
-  SHUTTING_DOWN: createError('SHUTTING_DOWN', 'The server is shutting down', 503),
 } as const;
 
 export type ErrorCode = keyof typeof Errors;
+
+/** For codes whose message is built per case. */
+const MEANINGS: Record<string, string> = {
+  VALIDATION_FAILED: 'The input is invalid; `details` names each failing field',
+  IMPORT_INVALID: 'The staff list could not be read',
+};
+
+/** Codes that come from the framework's own checks, mapped in plugins/app/errors.ts. */
+const FRAMEWORK_ERROR_CODES = [
+  { code: 'BAD_REQUEST', status: 400, meaning: 'The request could not be understood (e.g. a malformed URL)' },
+  { code: 'INVALID_CONTENT_LENGTH', status: 400, meaning: 'Content-Length does not match the body' },
+  { code: 'METHOD_NOT_ALLOWED', status: 405, meaning: 'The route does not accept this method' },
+];
+
+/** Every code a client can receive, with its status: published in the OpenAPI document. */
+export const ERROR_CODES: readonly { code: string; status: number; meaning: string }[] = [
+  ...Object.entries(Errors).map(([code, make]) => {
+    // Built with placeholders until none is left in the message (codes take zero, one or two values).
+    let sample = new make();
+    for (const args of [['…'], ['…', '…']] as const) {
+      if (!sample.message.includes('%s') && !/\bundefined\b/.test(sample.message)) break;
+      sample = new make(...(args as unknown as []));
+    }
+    return { code, status: sample.statusCode ?? 500, meaning: MEANINGS[code] ?? sample.message };
+  }),
+  ...FRAMEWORK_ERROR_CODES,
+].sort((a, b) => a.status - b.status || a.code.localeCompare(b.code));
 
 /** An error that tells the client when to retry (Retry-After header and `retry_after` in the body). */
 export function withRetryAfter<T extends Error>(error: T, seconds: number): T & { retryAfterMs: number } {

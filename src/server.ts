@@ -56,10 +56,9 @@ export async function buildServer(
   const { config } = loaded;
   const loggers = createLoggers(config, { isTTY: options.isTTY });
   const fastify = Fastify(serverOptions(config, loggers));
-  fastify.decorate('loggers', loggers);
   for (const warning of loaded.warnings) fastify.log.warn(warning);
   try {
-    await fastify.register(app, { config, sources: loaded.sources });
+    await fastify.register(app, { config, sources: loaded.sources, loggers });
     await fastify.ready();
   } catch (error) {
     await fastify.close().catch(() => undefined);
@@ -128,12 +127,6 @@ export async function start(options: LoadConfigOptions = {}): Promise<BuiltServe
     'switchboard listening',
   );
   return server;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    loggers: Loggers;
-  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

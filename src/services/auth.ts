@@ -365,7 +365,9 @@ export class AuthService {
   private checkSession(sessionId: string): Promise<Principal | null> {
     let check = this.sessionChecks.get(sessionId);
     if (!check) {
-      check = this.loadSessionPrincipal(sessionId, Date.now()).finally(() => this.sessionChecks.delete(sessionId));
+      check = this.loadSessionPrincipal(sessionId, Date.now()).finally(() =>
+        this.sessionChecks.delete(sessionId),
+      );
       this.sessionChecks.set(sessionId, check);
     }
     return check;

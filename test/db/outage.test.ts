@@ -76,13 +76,12 @@ async function buildApp(url: string, extra: Overrides = {}): Promise<FastifyInst
   const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
   const loggers = createLoggers(config);
   const fastify = Fastify(serverOptions(config, loggers));
-  fastify.decorate('loggers', loggers);
   cleanups.push(async () => {
     await fastify.close();
     await loggers.close();
     fs.rmSync(logDir, { recursive: true, force: true });
   });
-  await fastify.register(app, { config, sources });
+  await fastify.register(app, { config, sources, loggers });
   await fastify.register(thingRoutes, { prefix: '/api/v2/_test' });
   await fastify.ready();
   return fastify;

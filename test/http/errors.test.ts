@@ -33,7 +33,6 @@ async function buildAppWithRoutes(extra: Overrides, routes: FastifyPluginAsync):
   const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
   const loggers = createLoggers(config);
   const fastify = Fastify(serverOptions(config, loggers));
-  fastify.decorate('loggers', loggers);
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -46,7 +45,7 @@ async function buildAppWithRoutes(extra: Overrides, routes: FastifyPluginAsync):
     fs.rmSync(logDir, { recursive: true, force: true });
   };
   try {
-    await fastify.register(app, { config, sources });
+    await fastify.register(app, { config, sources, loggers });
     await fastify.register(routes, { prefix: '/api/v2/_test' });
     await fastify.ready();
   } catch (error) {

@@ -38,7 +38,6 @@ async function buildAppWithRoutes(
   const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
   const loggers = createLoggers(config);
   const fastify = Fastify(serverOptions(config, loggers));
-  fastify.decorate('loggers', loggers);
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -50,7 +49,7 @@ async function buildAppWithRoutes(
     await close();
     fs.rmSync(logDir, { recursive: true, force: true });
   });
-  await fastify.register(app, { config, sources });
+  await fastify.register(app, { config, sources, loggers });
   if (routes) await fastify.register(routes, { prefix: '/api/v2/_test' });
   await fastify.ready();
   return { app: fastify, loggers, logDir, close };

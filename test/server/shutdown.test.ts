@@ -34,7 +34,6 @@ async function startServer(): Promise<Running> {
   const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
   const loggers = createLoggers(config);
   const fastify = Fastify(serverOptions(config, loggers));
-  fastify.decorate('loggers', loggers);
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -52,7 +51,7 @@ async function startServer(): Promise<Running> {
     fs.rmSync(logDir, { recursive: true, force: true });
   });
 
-  await fastify.register(app, { config, sources });
+  await fastify.register(app, { config, sources, loggers });
   await fastify.register(
     async (instance) => {
       instance.get('/ws', { websocket: true }, (socket) => {

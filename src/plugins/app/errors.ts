@@ -71,12 +71,8 @@ export function describeError(
     };
   }
   const status = error.statusCode ?? 500;
-  if (
-    status >= 500 &&
-    error.code !== 'DATABASE_UNAVAILABLE' &&
-    error.code !== 'SERVER_OVERLOADED' &&
-    error.code !== 'SHUTTING_DOWN'
-  ) {
+  // Our own 503s pass through; any other 5xx is a fault whose details stay in the log.
+  if (status >= 500 && error.code !== 'SERVER_OVERLOADED') {
     return { statusCode: 500, code: 'INTERNAL_ERROR', message: new Errors.INTERNAL_ERROR().message };
   }
   const framework = error.code ? FRAMEWORK_CODES[error.code] : undefined;

@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from '@fastify/type-provider-zod';
 import fp from 'fastify-plugin';
+import { ERROR_CODES } from '../../errors.js';
 import { VERSION } from '../../version.js';
 
 export const OPENAPI_PATH = '/api/v2/openapi.json';
@@ -20,7 +21,8 @@ export default fp(
           description:
             'REST API of Switchboard. Every error (status ≥ 400) has the `Error` shape with a stable `code`; ' +
             'every response carries `x-request-id`. Authentication: `Authorization: Bearer <access_token>` ' +
-            'except on login, refresh, health and signed file links.',
+            'except on login, refresh, health and signed file links.\n\n' +
+            errorCodeTable(),
         },
         servers: [{ url: '/' }],
         components: {
@@ -39,3 +41,9 @@ export default fp(
   },
   { name: 'swagger' },
 );
+
+/** The documented list of error codes, from the same table the server raises them from. */
+function errorCodeTable(): string {
+  const rows = ERROR_CODES.map(({ code, status, meaning }) => `| \`${code}\` | ${status} | ${meaning} |`);
+  return ['### Error codes', '', '| code | status | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
