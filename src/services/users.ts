@@ -8,12 +8,12 @@ import type { Config } from '../config/index.js';
 import { Errors, validationError } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
 import { isId, newId } from '../lib/ids.js';
-import { hasControlCharacters } from '../lib/text.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
 import type { UserDoc, UsersRepository, UserStatus } from '../repositories/users.js';
-import type { AuditService } from './audit.js';
+import type { AuditEvent, AuditService } from './audit.js';
+import { parseImportRow, type ImportRow } from './user-import-row.js';
 import type { AuthService } from './auth.js';
 import type { Principal, RequestContext } from './context.js';
 
@@ -93,6 +93,20 @@ export class UsersService {
     return this.deps.now?.() ?? new Date();
   }
 
+  /** An audit event about a user account. */
+  private audit(
+    action: string,
+    actorId: string,
+    targetId: string | null,
+    context: RequestContext,
+    extra: Pick<AuditEvent, 'details' | 'outcome'> = {},
+  ): void {
+    this.deps.audit.record(
+      { action, actor_id: actorId, target_type: 'user', target_id: targetId, ...extra },
+      context,
+    );
+  }
+
   toPublic(user: UserDoc): PublicUser {
     const tz = this.deps.config.server.timezone;
     return {
@@ -159,16 +173,9 @@ export class UsersService {
   ): Promise<{ user: PublicUser; set_password_token?: string }> {
     assertCan(actor, 'user.manage');
     const { user, setPasswordToken } = await this.insertUser(input);
-    this.deps.audit.record(
-      {
-        action: 'user.create',
-        actor_id: actor.id,
-        target_type: 'user',
-        target_id: user._id,
-        details: { email: user.email, roles: user.roles },
-      },
-      context,
-    );
+    this.audit('user.create', actor.id, user._id, context, {
+      details: { email: user.email, roles: user.roles },
+    });
     this.events.emit('user.changed', { user, previous: null });
     return {
       user: this.toPublic(user),
@@ -257,42 +264,18 @@ export class UsersService {
     if (!user) throw new Errors.USER_NOT_FOUND(reference.slice(0, 100));
 
     if (set.roles && !sameRoles(previous.roles, user.roles)) {
-      this.deps.audit.record(
-        {
-          action: 'user.roles_change',
-          actor_id: actor.id,
-          target_type: 'user',
-          target_id: user._id,
-          details: { from: previous.roles, to: user.roles },
-        },
-        context,
-      );
+      this.audit('user.roles_change', actor.id, user._id, context, {
+        details: { from: previous.roles, to: user.roles },
+      });
     }
     if (set.status && previous.status !== user.status) {
-      this.deps.audit.record(
-        {
-          action: user.status === 'disabled' ? 'user.disable' : 'user.enable',
-          actor_id: actor.id,
-          target_type: 'user',
-          target_id: user._id,
-        },
-        context,
-      );
+      this.audit(user.status === 'disabled' ? 'user.disable' : 'user.enable', actor.id, user._id, context);
       if (user.status === 'disabled')
         await this.deps.auth().revokeUserSessions(user._id, 'user_disabled', actor, context);
     }
     const otherChanges = Object.keys(changes).filter((key) => key !== 'roles' && key !== 'status');
     if (otherChanges.length) {
-      this.deps.audit.record(
-        {
-          action: 'user.update',
-          actor_id: actor.id,
-          target_type: 'user',
-          target_id: user._id,
-          details: { fields: otherChanges },
-        },
-        context,
-      );
+      this.audit('user.update', actor.id, user._id, context, { details: { fields: otherChanges } });
     }
     // Authentication caches the user briefly; role and status changes must apply at once here.
     this.deps.auth().forgetUser(user._id);
@@ -312,16 +295,9 @@ export class UsersService {
     if (changes.avatar_file_id !== undefined) set.avatar_file_id = changes.avatar_file_id;
     const user = await this.deps.users.update(principal.id, set);
     if (!user) throw new Errors.USER_NOT_FOUND(principal.id);
-    this.deps.audit.record(
-      {
-        action: 'user.profile_update',
-        actor_id: principal.id,
-        target_type: 'user',
-        target_id: user._id,
-        details: { fields: Object.keys(changes) },
-      },
-      context,
-    );
+    this.audit('user.profile_update', principal.id, user._id, context, {
+      details: { fields: Object.keys(changes) },
+    });
     this.deps.auth().forgetUser(user._id);
     this.events.emit('user.changed', { user, previous });
     return this.toPublic(user);
@@ -336,16 +312,7 @@ export class UsersService {
   ): Promise<void> {
     const user = await this.resolve(principal.id);
     if (!user.password_hash || !(await verifyPassword(user.password_hash, current))) {
-      this.deps.audit.record(
-        {
-          action: 'user.password_change',
-          actor_id: user._id,
-          target_type: 'user',
-          target_id: user._id,
-          outcome: 'failure',
-        },
-        context,
-      );
+      this.audit('user.password_change', user._id, user._id, context, { outcome: 'failure' });
       throw new Errors.WRONG_PASSWORD();
     }
     assertStrongPassword(next, this.deps.config.auth.password_min_length, 'new_password', [
@@ -356,10 +323,7 @@ export class UsersService {
       password_hash: await hashPassword(next),
       updated_at: this.now(),
     });
-    this.deps.audit.record(
-      { action: 'user.password_change', actor_id: user._id, target_type: 'user', target_id: user._id },
-      context,
-    );
+    this.audit('user.password_change', user._id, user._id, context);
     await this.deps
       .auth()
       .revokeUserSessions(
@@ -391,10 +355,7 @@ export class UsersService {
       password_hash: await hashPassword(password),
       updated_at: this.now(),
     });
-    this.deps.audit.record(
-      { action: 'user.password_set', actor_id: user._id, target_type: 'user', target_id: user._id },
-      context,
-    );
+    this.audit('user.password_set', user._id, user._id, context);
     await this.deps
       .auth()
       .revokeUserSessions(user._id, 'password_set', { id: user._id, roles: user.roles }, context);
@@ -417,10 +378,7 @@ export class UsersService {
       password_hash: await hashPassword(password),
       updated_at: this.now(),
     });
-    this.deps.audit.record(
-      { action: 'user.password_reset', actor_id: actor.id, target_type: 'user', target_id: user._id },
-      context,
-    );
+    this.audit('user.password_reset', actor.id, user._id, context);
     await this.deps.auth().revokeUserSessions(user._id, 'password_reset', actor, context);
   }
 
@@ -435,10 +393,7 @@ export class UsersService {
     assertCan(actor, 'user.manage');
     const user = await this.resolve(reference);
     await this.deps.throttle.remove(`account:${user.email_lower}`);
-    this.deps.audit.record(
-      { action: 'user.unlock', actor_id: actor.id, target_type: 'user', target_id: user._id },
-      context,
-    );
+    this.audit('user.unlock', actor.id, user._id, context);
     return this.toPublic(user);
   }
 
@@ -487,10 +442,7 @@ export class UsersService {
     }
     const summary = { created: 0, updated: 0, unchanged: 0, rejected: 0 };
     for (const entry of report) summary[entry.outcome] += 1;
-    this.deps.audit.record(
-      { action: 'user.import', actor_id: actor.id, target_type: 'user', details: summary },
-      context,
-    );
+    this.audit('user.import', actor.id, null, context, { details: summary });
     return { summary, rows: report };
   }
 
@@ -502,16 +454,9 @@ export class UsersService {
     const existing = await this.deps.users.findByEmail(input.email);
     if (!existing) {
       const { user, setPasswordToken } = await this.insertUser(input);
-      this.deps.audit.record(
-        {
-          action: 'user.create',
-          actor_id: actor.id,
-          target_type: 'user',
-          target_id: user._id,
-          details: { email: user.email, via: 'import' },
-        },
-        context,
-      );
+      this.audit('user.create', actor.id, user._id, context, {
+        details: { email: user.email, via: 'import' },
+      });
       this.events.emit('user.changed', { user, previous: null });
       return {
         email: user.email,
@@ -564,16 +509,9 @@ export class UsersService {
         status: 'active',
         updated_at: this.now(),
       });
-      this.deps.audit.record(
-        {
-          action: 'user.roles_change',
-          actor_id: 'system',
-          target_type: 'user',
-          target_id: existing._id,
-          details: { via: 'bootstrap', added: 'admin' },
-        },
-        context,
-      );
+      this.audit('user.roles_change', 'system', existing._id, context, {
+        details: { via: 'bootstrap', added: 'admin' },
+      });
       log.info({ email }, 'first admin: existing user promoted to admin');
       return;
     }
@@ -592,16 +530,9 @@ export class UsersService {
       log.warn({ reason: (error as Error).message }, 'first admin not created: ADMIN_PASSWORD was refused');
       return;
     }
-    this.deps.audit.record(
-      {
-        action: 'user.create',
-        actor_id: 'system',
-        target_type: 'user',
-        target_id: user._id,
-        details: { via: 'bootstrap', roles: user.roles },
-      },
-      context,
-    );
+    this.audit('user.create', 'system', user._id, context, {
+      details: { via: 'bootstrap', roles: user.roles },
+    });
     this.events.emit('user.changed', { user, previous: null });
     log.info({ email, user_id: user._id }, 'first admin created');
   }
@@ -666,69 +597,4 @@ function decodeCursor(cursor: string): { name_lower: string; id: string } {
   throw validationError('Invalid cursor', [
     { path: 'cursor', message: 'is not a cursor this server issued' },
   ]);
-}
-
-/** One validated staff-list row; undefined optional fields were not in the list. */
-interface ImportRow {
-  email: string;
-  name: string;
-  department: string;
-  team: string | null | undefined;
-  designation: string | null | undefined;
-  roles: Role[] | undefined;
-}
-
-const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/;
-const IMPORT_FIELD_MAX = 200;
-
-/** Validates one staff-list row (from CSV or JSON); roles may be a list or "admin;moderator". */
-function parseImportRow(raw: unknown): ImportRow | { error: string; email: string | null } {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
-    return { error: 'row is not an object', email: null };
-  const row = raw as Record<string, unknown>;
-  const text = (key: string) =>
-    typeof row[key] === 'string' ? (row[key] as string).trim() : row[key] == null ? '' : null;
-  const email = text('email');
-  const shownEmail = typeof email === 'string' && email.length <= 254 ? email : null;
-  const unknown = Object.keys(row).filter(
-    (key) => !['email', 'name', 'department', 'team', 'designation', 'roles'].includes(key),
-  );
-  if (unknown.length)
-    return { error: `unknown field(s): ${unknown.slice(0, 5).join(', ')}`, email: shownEmail };
-  if (!email || !EMAIL.test(email)) return { error: 'email is missing or malformed', email: shownEmail };
-  const fields = {
-    name: text('name'),
-    department: text('department'),
-    team: text('team'),
-    designation: text('designation'),
-  };
-  for (const [key, value] of Object.entries(fields)) {
-    if (value === null) return { error: `${key} must be text`, email };
-    if (value.length > IMPORT_FIELD_MAX)
-      return { error: `${key} is longer than ${IMPORT_FIELD_MAX} characters`, email };
-    if (hasControlCharacters(value)) return { error: `${key} contains control characters`, email };
-  }
-  if (!fields.name) return { error: 'name is required', email };
-  if (!fields.department) return { error: 'department is required', email };
-  const rolesRaw = row.roles;
-  const roles = Array.isArray(rolesRaw)
-    ? rolesRaw
-    : typeof rolesRaw === 'string'
-      ? rolesRaw.split(/[;|,\s]+/).filter(Boolean)
-      : rolesRaw == null
-        ? []
-        : null;
-  if (!roles || roles.some((role) => !ROLE_ORDER.includes(role as Role))) {
-    return { error: 'roles must be admin, moderator and/or member', email };
-  }
-  // Absent (undefined) means "not in this list": existing users keep what they have.
-  const optional = (key: 'team' | 'designation') => (key in row ? fields[key] || null : undefined);
-  return {
-    email,
-    name: fields.name,
-    department: fields.department,
-    team: optional('team'),
-    designation: optional('designation'),
-    roles: roles.length ? (roles as Role[]) : undefined,
-  };
 }
