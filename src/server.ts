@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import app from './app.js';
 import {
   ConfigError,
@@ -22,6 +22,12 @@ export interface BuiltServer {
   config: Readonly<Config>;
   /** Closes the app (sockets with 1001, in-flight requests, database), then flushes the logs. */
   close(): Promise<void>;
+}
+
+/** An extra plugin for buildServer, registered after the app and before ready: tests add routes this way. */
+export interface ExtraPlugin {
+  plugin: FastifyPluginAsync;
+  prefix?: string;
 }
 
 /** An incoming x-request-id is kept only if it is short and plain, so it cannot forge log lines. */
@@ -51,7 +57,7 @@ export function serverOptions(config: Config, loggers: Loggers): FastifyServerOp
 
 export async function buildServer(
   loaded: LoadedConfig,
-  options: { isTTY?: boolean } = {},
+  options: { isTTY?: boolean; plugins?: readonly ExtraPlugin[] } = {},
 ): Promise<BuiltServer> {
   const { config } = loaded;
   const loggers = createLoggers(config, { isTTY: options.isTTY });
@@ -59,6 +65,7 @@ export async function buildServer(
   for (const warning of loaded.warnings) fastify.log.warn(warning);
   try {
     await fastify.register(app, { config, sources: loaded.sources, loggers });
+    for (const { plugin, prefix } of options.plugins ?? []) await fastify.register(plugin, { prefix });
     await fastify.ready();
   } catch (error) {
     await fastify.close().catch(() => undefined);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { buildServer, type BuiltServer } from '../src/server.js';
@@ -13,6 +14,20 @@ export const TEST_SECRET = 'test-secret-key-that-is-long-enough-0123456789';
 export interface TestApp extends BuiltServer {
   logDir: string;
   databaseName: string;
+  /** Drops the test database, closes the app and flushes the logs; the log folder stays, to be read. */
+  closeKeepingLogs(): Promise<void>;
+  /** closeKeepingLogs(), then removes the log folder. */
+  close(): Promise<void>;
+}
+
+/** Where `TestAppOptions.routes` are mounted. */
+export const TEST_ROUTES_PREFIX = '/api/v2/_test';
+
+export interface TestAppOptions {
+  /** Test-only routes under TEST_ROUTES_PREFIX, registered after the app and before ready. */
+  routes?: FastifyPluginAsync;
+  /** Called with the (empty) log folder before the app starts, e.g. to leave files from an earlier run. */
+  prepareLogDir?: (dir: string) => void;
 }
 
 type Overrides = Record<string, Record<string, unknown>>;
@@ -41,28 +56,42 @@ export function testConfigOverrides(extra: Overrides = {}): {
   return { overrides, logDir, databaseName };
 }
 
-export async function buildTestApp(extra: Overrides = {}): Promise<TestApp> {
+export async function buildTestApp(extra: Overrides = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const { overrides, logDir, databaseName } = testConfigOverrides(extra);
-  const loaded = loadConfig({ env: {}, cwd: logDir, overrides });
-  const server = await buildServer(loaded);
-  const close = server.close;
+  const removeLogDir = () => fs.rmSync(logDir, { recursive: true, force: true });
+  let server: BuiltServer;
+  try {
+    options.prepareLogDir?.(logDir);
+    const loaded = loadConfig({ env: {}, cwd: logDir, overrides });
+    const plugins = options.routes ? [{ plugin: options.routes, prefix: TEST_ROUTES_PREFIX }] : [];
+    server = await buildServer(loaded, { plugins });
+  } catch (error) {
+    removeLogDir();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  const closeKeepingLogs = () =>
+    (closing ??= (async () => {
+      await server.app.db.dropDatabase().catch(() => undefined);
+      await server.close();
+    })());
   return {
     ...server,
     logDir,
     databaseName,
+    closeKeepingLogs,
     close: async () => {
-      await server.app.db.dropDatabase().catch(() => undefined);
-      await close();
-      fs.rmSync(logDir, { recursive: true, force: true });
+      await closeKeepingLogs();
+      removeLogDir();
     },
   };
 }
 
 /** Builds one app for the whole file and closes it afterwards. */
-export function useTestApp(extra: Overrides = {}): () => TestApp {
+export function useTestApp(extra: Overrides = {}, options: TestAppOptions = {}): () => TestApp {
   let testApp: TestApp | undefined;
   beforeAll(async () => {
-    testApp = await buildTestApp(extra);
+    testApp = await buildTestApp(extra, options);
   });
   afterAll(async () => {
     await testApp?.close();

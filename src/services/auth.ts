@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { JWT } from '@fastify/jwt';
 import type { Actor, Role } from '../auth/permissions.js';
+import { LoginGuard } from '../auth/login-guard.js';
 import { decoyPasswordHash, verifyPassword } from '../auth/passwords.js';
 import type { Config } from '../config/index.js';
 import { Errors, withRetryAfter } from '../errors.js';
@@ -54,6 +55,7 @@ export class AuthService {
   /** `session.revoked` lets the realtime hub close that session's sockets (realtime issue). */
   readonly events = new EventEmitter<{ 'session.revoked': [SessionRevokedEvent] }>();
   private readonly sessionCache = new Map<string, CachedSession>();
+  private readonly guard: LoginGuard;
   private readonly sessionChecks = new Map<string, Promise<Principal | null>>();
 
   constructor(
@@ -67,7 +69,9 @@ export class AuthService {
       config: Config;
       now?: () => Date;
     },
-  ) {}
+  ) {
+    this.guard = new LoginGuard({ ...deps, now: () => this.now() });
+  }
 
   private get settings() {
     return this.deps.config.auth;
@@ -82,51 +86,34 @@ export class AuthService {
     password: string,
     context: RequestContext,
   ): Promise<TokenPair & { user: UserDoc }> {
-    const email = identifier.trim().toLowerCase();
-    const now = this.now();
-    const accountKey = `account:${email}`;
-    const ipKey = `ip:${context.ip ?? 'unknown'}`;
-
-    const states = await this.deps.throttle.findMany([accountKey, ipKey]);
-    const ipState = states.find((s) => s._id === ipKey);
-    const accountState = states.find((s) => s._id === accountKey);
-    const windowMs = this.settings.login_failure_window_s * 1000;
-    if (
-      ipState &&
-      ipState.failures >= this.settings.ip_max_login_failures &&
-      now.getTime() - ipState.window_started_at.getTime() < windowMs
-    ) {
-      const retryAfter = (ipState.window_started_at.getTime() + windowMs - now.getTime()) / 1000;
-      this.deps.security.record(
-        { type: 'login.throttled_ip', principal: ipKey, severity: 'warn', details: { email } },
-        context,
-      );
-      throw withRetryAfter(new Errors.LOGIN_THROTTLED(Math.ceil(retryAfter)), retryAfter);
-    }
-    if (accountState?.locked_until && accountState.locked_until > now) {
-      const retryAfter = (accountState.locked_until.getTime() - now.getTime()) / 1000;
-      this.deps.security.record({ type: 'login.locked', principal: accountKey, severity: 'warn' }, context);
-      this.deps.audit.record(
-        {
-          action: 'auth.login',
-          actor_id: null,
-          target_type: 'account',
-          target_id: email,
-          outcome: 'failure',
-          details: { reason: 'locked' },
-        },
-        context,
-      );
-      throw withRetryAfter(new Errors.ACCOUNT_LOCKED(Math.ceil(retryAfter)), retryAfter);
-    }
-
-    const user = await this.deps.users.findByEmail(email);
+    const attempt = await this.guard.begin(identifier, 'auth.login', context);
+    const user = await this.deps.users.findByEmail(attempt.email);
     // Unknown accounts cost a real argon2 verification too, so timing does not reveal who exists.
     const valid = await verifyPassword(user?.password_hash ?? (await decoyPasswordHash()), password);
     if (!user || !user.password_hash || !valid) {
-      await this.recordFailure(accountKey, ipKey, email, user, context);
+      this.deps.audit.record(
+        {
+          action: 'auth.login',
+          actor_id: user?._id ?? null,
+          target_type: 'account',
+          target_id: attempt.email,
+          outcome: 'failure',
+          details: { reason: 'bad_credentials' },
+        },
+        context,
+      );
+      this.deps.security.record(
+        {
+          type: 'login.failure',
+          principal: user?._id ?? attempt.accountKey,
+          details: { email: attempt.email },
+        },
+        context,
+      );
+      await this.guard.failed(attempt, 'auth.login', context);
       throw new Errors.INVALID_CREDENTIALS();
     }
+    const now = this.now();
     if (user.status !== 'active') {
       this.deps.audit.record(
         {
@@ -143,8 +130,7 @@ export class AuthService {
       throw new Errors.ACCOUNT_DISABLED();
     }
 
-    if (accountState && (accountState.failures > 0 || accountState.lock_level > 0))
-      await this.deps.throttle.clearFailures(accountKey, now);
+    await this.guard.succeeded(attempt);
     const pair = await this.openSession(user, context);
     await this.deps.users.touchLastSeen(user._id, now);
     this.deps.audit.record(
@@ -155,74 +141,16 @@ export class AuthService {
     return { ...pair, user: { ...user, last_seen_at: now } };
   }
 
-  private async recordFailure(
-    accountKey: string,
-    ipKey: string,
-    email: string,
-    user: UserDoc | null,
-    context: RequestContext,
-  ): Promise<void> {
-    const now = this.now();
-    const windowMs = this.settings.login_failure_window_s * 1000;
-    const [account, ip] = await Promise.all([
-      this.deps.throttle.addFailure(accountKey, now),
-      this.deps.throttle.addFailure(ipKey, now),
-    ]);
-    if (now.getTime() - ip.window_started_at.getTime() >= windowMs)
-      await this.deps.throttle.resetWindow(ipKey, now);
-
-    this.deps.audit.record(
-      {
-        action: 'auth.login',
-        actor_id: user?._id ?? null,
-        target_type: 'account',
-        target_id: email,
-        outcome: 'failure',
-        details: { reason: 'bad_credentials' },
-      },
-      context,
-    );
-    this.deps.security.record(
-      {
-        type: 'login.failure',
-        principal: user?._id ?? accountKey,
-        details: { email, ip_failures: ip.failures },
-      },
-      context,
-    );
-
-    if (account.failures >= this.settings.max_login_attempts) {
-      const seconds = Math.min(
-        this.settings.lockout_base_s * 2 ** account.lock_level,
-        this.settings.lockout_max_s,
-      );
-      await this.deps.throttle.lock(
-        accountKey,
-        new Date(now.getTime() + seconds * 1000),
-        account.lock_level + 1,
-        now,
-      );
-      this.deps.security.record(
-        {
-          type: 'login.lockout',
-          principal: user?._id ?? accountKey,
-          severity: 'warn',
-          details: { email, seconds, level: account.lock_level + 1 },
-        },
-        context,
-      );
-      this.deps.audit.record(
-        {
-          action: 'auth.lockout',
-          actor_id: null,
-          target_type: 'account',
-          target_id: email,
-          details: { seconds },
-        },
-        context,
-      );
-      throw withRetryAfter(new Errors.ACCOUNT_LOCKED(seconds), seconds);
-    }
+  /**
+   * Checks a signed-in user's current password (password change) under the same guessing limits as login:
+   * a stolen access token must not become a way to brute-force the password.
+   */
+  async verifyCurrentPassword(user: UserDoc, password: string, context: RequestContext): Promise<boolean> {
+    const attempt = await this.guard.begin(user.email, 'user.password_change', context);
+    const valid = !!user.password_hash && (await verifyPassword(user.password_hash, password));
+    if (valid) await this.guard.succeeded(attempt);
+    else await this.guard.failed(attempt, 'user.password_change', context);
+    return valid;
   }
 
   private async openSession(user: UserDoc, context: RequestContext): Promise<TokenPair> {

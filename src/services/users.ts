@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { MongoServerError } from 'mongodb';
 import { assertCan, type Actor, type Role } from '../auth/permissions.js';
-import { assertStrongPassword, hashPassword, verifyPassword } from '../auth/passwords.js';
+import { assertStrongPassword, hashPassword } from '../auth/passwords.js';
 import type { Config } from '../config/index.js';
 import { Errors, validationError } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
@@ -311,7 +311,7 @@ export class UsersService {
     context: RequestContext,
   ): Promise<void> {
     const user = await this.resolve(principal.id);
-    if (!user.password_hash || !(await verifyPassword(user.password_hash, current))) {
+    if (!(await this.deps.auth().verifyCurrentPassword(user, current, context))) {
       this.audit('user.password_change', user._id, user._id, context, { outcome: 'failure' });
       throw new Errors.WRONG_PASSWORD();
     }

@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import app from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import {
   ensureFerretDbBinary,
@@ -14,11 +13,7 @@ import {
   launchFerretDb,
   type FerretDbServer,
 } from '../../src/db/embedded.js';
-import { createLoggers } from '../../src/logging/index.js';
-import { serverOptions } from '../../src/server.js';
-import { testConfigOverrides } from '../helper.js';
-
-type Overrides = Record<string, Record<string, unknown>>;
+import { buildTestApp } from '../helper.js';
 
 /** Each test waits for a database to stop and start again, with bounded waits of up to 20 s per step. */
 const OUTAGE_TEST_TIMEOUT_MS = 120_000;
@@ -70,21 +65,11 @@ const thingRoutes: FastifyPluginAsync = async (fastify) => {
   });
 };
 
-/** The real application (as buildServer makes it) against `url`, plus the test routes. */
-async function buildApp(url: string, extra: Overrides = {}): Promise<FastifyInstance> {
-  const { overrides, logDir } = testConfigOverrides({ ...extra, database: { url, ...extra.database } });
-  const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
-  const loggers = createLoggers(config);
-  const fastify = Fastify(serverOptions(config, loggers));
-  cleanups.push(async () => {
-    await fastify.close();
-    await loggers.close();
-    fs.rmSync(logDir, { recursive: true, force: true });
-  });
-  await fastify.register(app, { config, sources, loggers });
-  await fastify.register(thingRoutes, { prefix: '/api/v2/_test' });
-  await fastify.ready();
-  return fastify;
+/** The real application against `url` (which may not be answering yet), plus the test routes. */
+async function buildApp(url: string): Promise<FastifyInstance> {
+  const server = await buildTestApp({ database: { url } }, { routes: thingRoutes });
+  cleanups.push(server.close);
+  return server.app;
 }
 
 /** Polls until `check` passes, for at most `timeoutMs`; then fails with the last assertion error. */

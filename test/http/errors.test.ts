@@ -3,57 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod';
-import Fastify, {
-  type FastifyInstance,
-  type FastifyPluginAsync,
-  type LightMyRequestResponse as InjectResponse,
-} from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyPluginAsync, LightMyRequestResponse as InjectResponse } from 'fastify';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import app from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
-import { createLoggers, type Loggers } from '../../src/logging/index.js';
-import { serverOptions } from '../../src/server.js';
-import { testConfigOverrides } from '../helper.js';
-
-type Overrides = Record<string, Record<string, unknown>>;
-
-interface RoutedApp {
-  app: FastifyInstance;
-  loggers: Loggers;
-  logDir: string;
-  /** Drops the test database, closes the app and flushes the logs; the log folder stays until `remove`. */
-  close(): Promise<void>;
-  remove(): Promise<void>;
-}
-
-/** The real application, as buildServer makes it, plus test-only routes under /api/v2/_test. */
-async function buildAppWithRoutes(extra: Overrides, routes: FastifyPluginAsync): Promise<RoutedApp> {
-  const { overrides, logDir } = testConfigOverrides(extra);
-  const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
-  const loggers = createLoggers(config);
-  const fastify = Fastify(serverOptions(config, loggers));
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      await fastify.db?.dropDatabase().catch(() => undefined);
-      await fastify.close();
-      await loggers.close();
-    })());
-  const remove = async () => {
-    await close();
-    fs.rmSync(logDir, { recursive: true, force: true });
-  };
-  try {
-    await fastify.register(app, { config, sources, loggers });
-    await fastify.register(routes, { prefix: '/api/v2/_test' });
-    await fastify.ready();
-  } catch (error) {
-    await remove();
-    throw error;
-  }
-  return { app: fastify, loggers, logDir, close, remove };
-}
+import { useTestApp } from '../helper.js';
 
 const NOTES = '_test_notes';
 
@@ -113,18 +66,12 @@ function jsonLines(dir: string): Record<string, unknown>[] {
 }
 
 describe('error responses', () => {
-  let routed: RoutedApp;
-  beforeAll(async () => {
-    routed = await buildAppWithRoutes({ server: { body_limit: 2048 } }, testRoutes);
-  });
-  afterAll(async () => {
-    await routed?.remove();
-  });
+  const routed = useTestApp({ server: { body_limit: 2048 } }, { routes: testRoutes });
 
-  const storedNotes = () => routed.app.db.collection(NOTES).countDocuments();
+  const storedNotes = () => routed().app.db.collection(NOTES).countDocuments();
 
   it('accepts a valid body (the test route works)', async () => {
-    const response = await routed.app.inject({
+    const response = await routed().app.inject({
       method: 'POST',
       url: '/api/v2/_test/notes',
       payload: { content: 'hello' },
@@ -132,11 +79,11 @@ describe('error responses', () => {
     expect(response.statusCode).toBe(201);
     expect(response.json()).toEqual({ stored: true });
     expect(typeof response.headers['x-request-id']).toBe('string');
-    await routed.app.db.collection(NOTES).deleteMany({});
+    await routed().app.db.collection(NOTES).deleteMany({});
   });
 
   it('answers malformed JSON with 400 INVALID_JSON and stores nothing', async () => {
-    const response = await routed.app.inject({
+    const response = await routed().app.inject({
       method: 'POST',
       url: '/api/v2/_test/notes',
       headers: { 'content-type': 'application/json' },
@@ -148,7 +95,7 @@ describe('error responses', () => {
   });
 
   it('answers an empty JSON body with 400 INVALID_JSON', async () => {
-    const response = await routed.app.inject({
+    const response = await routed().app.inject({
       method: 'POST',
       url: '/api/v2/_test/notes',
       headers: { 'content-type': 'application/json' },
@@ -159,7 +106,7 @@ describe('error responses', () => {
   });
 
   it('answers a body that fails the schema with 400 VALIDATION_FAILED naming each field', async () => {
-    const response = await routed.app.inject({
+    const response = await routed().app.inject({
       method: 'POST',
       url: '/api/v2/_test/notes',
       payload: { content: 42, priority: 'high' },
@@ -177,14 +124,14 @@ describe('error responses', () => {
   });
 
   it('answers a missing required field with VALIDATION_FAILED on that field', async () => {
-    const response = await routed.app.inject({ method: 'POST', url: '/api/v2/_test/notes', payload: {} });
+    const response = await routed().app.inject({ method: 'POST', url: '/api/v2/_test/notes', payload: {} });
     const body = expectError(response, 400, 'VALIDATION_FAILED');
     expect(body.details?.map((detail) => detail.path)).toEqual(['content']);
     expect(await storedNotes()).toBe(0);
   });
 
   it('answers an unknown route with 404 ROUTE_NOT_FOUND naming the method and path', async () => {
-    const response = await routed.app.inject({ method: 'GET', url: '/api/v2/no/such/route?x=1' });
+    const response = await routed().app.inject({ method: 'GET', url: '/api/v2/no/such/route?x=1' });
     const body = expectError(response, 404, 'ROUTE_NOT_FOUND');
     expect(body.error).toBe('Not Found');
     expect(body.message).toContain('GET');
@@ -193,7 +140,7 @@ describe('error responses', () => {
   });
 
   it('answers a body over server.body_limit with 413 PAYLOAD_TOO_LARGE and stores nothing', async () => {
-    const response = await routed.app.inject({
+    const response = await routed().app.inject({
       method: 'POST',
       url: '/api/v2/_test/notes',
       payload: { content: 'x'.repeat(4096) },
@@ -204,7 +151,7 @@ describe('error responses', () => {
   });
 
   it('answers a content type the route does not take with 415 UNSUPPORTED_MEDIA_TYPE', async () => {
-    const response = await routed.app.inject({
+    const response = await routed().app.inject({
       method: 'POST',
       url: '/api/v2/_test/notes',
       headers: { 'content-type': 'text/xml' },
@@ -216,7 +163,7 @@ describe('error responses', () => {
   });
 
   it('masks an unexpected error as 500 INTERNAL_ERROR and logs it with the request id', async () => {
-    const response = await routed.app.inject({ method: 'GET', url: '/api/v2/_test/boom' });
+    const response = await routed().app.inject({ method: 'GET', url: '/api/v2/_test/boom' });
     const body = expectError(response, 500, 'INTERNAL_ERROR');
     expect(body.error).toBe('Internal Server Error');
     expect(response.body).not.toContain('secret internal detail');
@@ -227,7 +174,7 @@ describe('error responses', () => {
     const deadline = Date.now() + 10_000;
     let failure: Record<string, unknown> | undefined;
     while (!failure && Date.now() < deadline) {
-      failure = jsonLines(routed.logDir).find(
+      failure = jsonLines(routed().logDir).find(
         (line) => line.request_id === body.request_id && line.msg === 'request failed',
       );
       if (!failure) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -241,17 +188,11 @@ describe('error responses', () => {
 });
 
 describe('404 rate limit', () => {
-  let routed: RoutedApp;
-  beforeAll(async () => {
-    routed = await buildAppWithRoutes({ server: { not_found_per_minute: 3 } }, async () => {});
-  });
-  afterAll(async () => {
-    await routed?.remove();
-  });
+  const routed = useTestApp({ server: { not_found_per_minute: 3 } });
 
   it('answers 429 RATE_LIMITED with retry-after once a client exceeds server.not_found_per_minute', async () => {
     const probe = (url: string, remoteAddress = '10.0.0.1') =>
-      routed.app.inject({ method: 'GET', url, remoteAddress });
+      routed().app.inject({ method: 'GET', url, remoteAddress });
     for (let i = 0; i < 3; i++) expectError(await probe(`/api/v2/scan-${i}`), 404, 'ROUTE_NOT_FOUND');
 
     const limited = await probe('/api/v2/scan-3');
@@ -261,7 +202,7 @@ describe('404 rate limit', () => {
 
     // Other clients keep their own allowance, and real routes are not limited by it.
     expectError(await probe('/api/v2/scan-4', '10.0.0.2'), 404, 'ROUTE_NOT_FOUND');
-    const live = await routed.app.inject({
+    const live = await routed().app.inject({
       method: 'GET',
       url: '/api/v2/health/live',
       remoteAddress: '10.0.0.1',

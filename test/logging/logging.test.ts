@@ -3,56 +3,23 @@
 // files after close() has flushed them.
 import fs from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import app from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
-import { createLoggers, type Loggers } from '../../src/logging/index.js';
-import { serverOptions } from '../../src/server.js';
-import { testConfigOverrides } from '../helper.js';
+import { buildTestApp, type TestApp, type TestAppOptions } from '../helper.js';
 
 type Overrides = Record<string, Record<string, unknown>>;
 type LogLine = Record<string, unknown> & { level: string; time: string; msg: string };
-
-interface RoutedApp {
-  app: FastifyInstance;
-  loggers: Loggers;
-  logDir: string;
-  /** Drops the test database, closes the app and flushes the logs; the log folder stays for reading. */
-  close(): Promise<void>;
-}
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** The real application, as buildServer makes it, plus test-only routes under /api/v2/_test. */
-async function buildAppWithRoutes(
-  extra: Overrides = {},
-  routes?: FastifyPluginAsync,
-  prepareLogDir?: (dir: string) => void,
-): Promise<RoutedApp> {
-  const { overrides, logDir } = testConfigOverrides(extra);
-  prepareLogDir?.(logDir);
-  const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
-  const loggers = createLoggers(config);
-  const fastify = Fastify(serverOptions(config, loggers));
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      await fastify.db?.dropDatabase().catch(() => undefined);
-      await fastify.close();
-      await loggers.close();
-    })());
-  cleanups.push(async () => {
-    await close();
-    fs.rmSync(logDir, { recursive: true, force: true });
-  });
-  await fastify.register(app, { config, sources, loggers });
-  if (routes) await fastify.register(routes, { prefix: '/api/v2/_test' });
-  await fastify.ready();
-  return { app: fastify, loggers, logDir, close };
+/** The real app for one test: closeKeepingLogs() leaves the files to read; the folder goes after the test. */
+async function buildApp(extra: Overrides = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  const routed = await buildTestApp(extra, options);
+  cleanups.push(routed.close);
+  return routed;
 }
 
 const FILE_NAME = {
@@ -104,7 +71,7 @@ function everything(dir: string): string {
 
 describe('log files', () => {
   it('writes main.json, main.log, security.log and audit.log with one well-formed entry per line', async () => {
-    const routed = await buildAppWithRoutes();
+    const routed = await buildApp();
     const response = await routed.app.inject({
       method: 'GET',
       url: '/api/v2/openapi.json',
@@ -121,7 +88,7 @@ describe('log files', () => {
     const generated = await routed.app.inject({ method: 'GET', url: '/api/v2/does-not-exist' });
     routed.loggers.security.info({ user_id: 'u-1', ip: '203.0.113.9' }, 'login failed for test');
     routed.loggers.audit.info({ actor_id: 'admin-1', action: 'user.create' }, 'user created for test');
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     const dir = routed.logDir;
     for (const pattern of Object.values(FILE_NAME)) expect(files(dir, pattern)).toHaveLength(1);
@@ -175,12 +142,12 @@ describe('log files', () => {
   });
 
   it('writes main.log as one human-readable line per entry, errors with stacks included', async () => {
-    const routed = await buildAppWithRoutes();
+    const routed = await buildApp();
     const error = new Error('disk nearly full');
     routed.app.log.warn({ err: error, volume: '/var/lib/switchboard' }, 'warning with an error');
     routed.app.log.error({ err: 'plain string cause' }, 'error with a string cause');
     routed.app.log.info({ note: 'first\nsecond' }, 'entry with a newline in a value');
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     const main = jsonLines(routed.logDir, FILE_NAME.mainJson);
     const text = files(routed.logDir, FILE_NAME.mainLog).flatMap((file) => lines(file));
@@ -195,12 +162,12 @@ describe('log files', () => {
   });
 
   it('keeps security and audit events when LOG_LEVEL hides info from main', async () => {
-    const routed = await buildAppWithRoutes({ logging: { level: 'warn' } });
+    const routed = await buildApp({ logging: { level: 'warn' } });
     routed.app.log.info('hidden diagnostic line');
     routed.app.log.warn('visible warning line');
     routed.loggers.security.info({ ip: '198.51.100.7' }, 'security event at info');
     routed.loggers.audit.info({ action: 'config.view' }, 'audit event at info');
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     const main = jsonLines(routed.logDir, FILE_NAME.mainJson).map((line) => line.msg);
     expect(main).toContain('visible warning line');
@@ -224,7 +191,7 @@ describe('rotation and retention', () => {
    * file, as in a server under normal load), then waits until no roll or clean-up is pending: the newest
    * file of each main log is under max_size and at most `maxFiles` remain.
    */
-  async function logAndSettle(routed: RoutedApp, seqs: number[], maxFiles: number): Promise<void> {
+  async function logAndSettle(routed: TestApp, seqs: number[], maxFiles: number): Promise<void> {
     const onDisk = (seq: number) =>
       jsonLines(routed.logDir, FILE_NAME.mainJson).some(
         (line) => line.msg === 'rotation filler' && line.seq === seq,
@@ -242,14 +209,14 @@ describe('rotation and retention', () => {
   }
 
   it('rotates main.json and main.log by logging.max_size and keeps at most logging.retention old files', async () => {
-    const routed = await buildAppWithRoutes({ logging: { max_size: '1k', retention } });
+    const routed = await buildApp({ logging: { max_size: '1k', retention } });
     const total = 40;
     await logAndSettle(
       routed,
       Array.from({ length: total }, (_, i) => i),
       retention + 1,
     );
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     for (const pattern of [FILE_NAME.mainJson, FILE_NAME.mainLog]) {
       const count = files(routed.logDir, pattern).length;
@@ -275,19 +242,25 @@ describe('rotation and retention', () => {
 
   it('applies logging.retention to files left by earlier runs too', async () => {
     // Five days of logs from an earlier process, as a restarted server finds them.
-    const routed = await buildAppWithRoutes({ logging: { max_size: '1k', retention } }, undefined, (dir) => {
-      for (let day = 1; day <= 5; day++) {
-        const line = JSON.stringify({ level: 'info', time: `2020-01-0${day}T00:00:00.000Z`, msg: 'old run' });
-        fs.writeFileSync(path.join(dir, `main.2020-01-0${day}.1.json`), `${line}\n`);
-        fs.writeFileSync(path.join(dir, `main.2020-01-0${day}.1.log`), `old run ${day}\n`);
-      }
-    });
+    const routed = await buildApp(
+      { logging: { max_size: '1k', retention } },
+      {
+        prepareLogDir: (dir) => {
+          for (let day = 1; day <= 5; day++) {
+            const time = `2020-01-0${day}T00:00:00.000Z`;
+            const line = JSON.stringify({ level: 'info', time, msg: 'old run' });
+            fs.writeFileSync(path.join(dir, `main.2020-01-0${day}.1.json`), `${line}\n`);
+            fs.writeFileSync(path.join(dir, `main.2020-01-0${day}.1.log`), `old run ${day}\n`);
+          }
+        },
+      },
+    );
     await logAndSettle(
       routed,
       Array.from({ length: 12 }, (_, i) => i),
       Number.POSITIVE_INFINITY,
     );
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     for (const pattern of [FILE_NAME.mainJson, FILE_NAME.mainLog]) {
       const names = files(routed.logDir, pattern).map((file) => path.basename(file));
@@ -306,7 +279,7 @@ describe('redaction', () => {
   };
 
   it('never writes credentials from headers, URLs or logged objects', async () => {
-    const routed = await buildAppWithRoutes({}, boomRoutes);
+    const routed = await buildApp({}, { routes: boomRoutes });
     const response = await routed.app.inject({
       method: 'GET',
       url: '/api/v2/_test/boom?token=url-sekret-789&page=2',
@@ -324,7 +297,7 @@ describe('redaction', () => {
       { password: 'p4ss', token: 'nested-tok-321', user: { name: 'visible-name' } },
       'credentials given',
     );
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     const all = everything(routed.logDir);
     for (const secret of [
@@ -366,11 +339,11 @@ describe('redaction', () => {
 
 describe('flush on close', () => {
   it('has every line logged before close() on disk once close() resolves', async () => {
-    const routed = await buildAppWithRoutes();
+    const routed = await buildApp();
     const total = 2000;
     for (let i = 0; i < total; i++) routed.app.log.info({ seq: i }, 'burst line');
     routed.app.log.info({ marker: 'final-marker-42' }, 'last line before close');
-    await routed.close();
+    await routed.closeKeepingLogs();
 
     const main = jsonLines(routed.logDir, FILE_NAME.mainJson);
     const burst = main.filter((line) => line.msg === 'burst line').map((line) => line.seq);

@@ -1,16 +1,11 @@
 // Graceful shutdown as clients see it on a real port: WebSocket clients are told to go elsewhere (1001),
 // a request already being served still gets its answer, and new requests are refused.
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import app from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
-import { createLoggers } from '../../src/logging/index.js';
-import { serverOptions } from '../../src/server.js';
-import { testConfigOverrides } from '../helper.js';
+import { buildTestApp } from '../helper.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -30,46 +25,34 @@ interface Running {
 
 /** The real application listening on a free port, with a test WebSocket route and a slow route. */
 async function startServer(): Promise<Running> {
-  const { overrides, logDir } = testConfigOverrides();
-  const { config, sources } = loadConfig({ env: {}, cwd: logDir, overrides });
-  const loggers = createLoggers(config);
-  const fastify = Fastify(serverOptions(config, loggers));
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      await fastify.db?.dropDatabase().catch(() => undefined);
-      await fastify.close();
-      await loggers.close();
-    })());
   let releaseSlow!: () => void;
   const released = new Promise<void>((resolve) => (releaseSlow = resolve));
   let slowStartedResolve!: () => void;
   const slowStarted = new Promise<void>((resolve) => (slowStartedResolve = resolve));
+  const server = await buildTestApp(
+    {},
+    {
+      routes: async (instance) => {
+        instance.get('/ws', { websocket: true }, (socket) => {
+          socket.on('message', (data) => socket.send(`echo:${String(data)}`));
+        });
+        instance.get('/slow', async () => {
+          slowStartedResolve();
+          await released;
+          // Still a real wait after the release, so the answer is produced while the server is closing.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return { finished: true };
+        });
+      },
+    },
+  );
   cleanups.push(async () => {
     releaseSlow();
-    await close();
-    fs.rmSync(logDir, { recursive: true, force: true });
+    await server.close();
   });
-
-  await fastify.register(app, { config, sources, loggers });
-  await fastify.register(
-    async (instance) => {
-      instance.get('/ws', { websocket: true }, (socket) => {
-        socket.on('message', (data) => socket.send(`echo:${String(data)}`));
-      });
-      instance.get('/slow', async () => {
-        slowStartedResolve();
-        await released;
-        // Still a real wait after the release, so the answer is produced while the server is closing.
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        return { finished: true };
-      });
-    },
-    { prefix: '/api/v2/_test' },
-  );
-  await fastify.listen({ host: '127.0.0.1', port: 0 });
-  const { port } = fastify.server.address() as AddressInfo;
-  return { app: fastify, port, close, slowStarted, releaseSlow };
+  await server.app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = server.app.server.address() as AddressInfo;
+  return { app: server.app, port, close: server.closeKeepingLogs, slowStarted, releaseSlow };
 }
 
 /** A GET on its own connection; resolves with the status and body, or with the connection error's code. */
