@@ -34,7 +34,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(helmetPlugin, { config });
   await fastify.register(corsPlugin, { config });
   await fastify.register(underPressurePlugin, { config });
-  await fastify.register(rateLimitPlugin, { config });
+  await fastify.register(rateLimitPlugin);
   await fastify.register(errorsPlugin, { config });
   await fastify.register(websocketPlugin);
   await fastify.register(swaggerPlugin);

@@ -10,7 +10,7 @@ export const Errors = {
   FORBIDDEN: createError('FORBIDDEN', 'You are not allowed to do this', 403),
   ACCOUNT_DISABLED: createError('ACCOUNT_DISABLED', 'This account is disabled', 403),
   WRONG_PASSWORD: createError('WRONG_PASSWORD', 'The current password is incorrect', 403),
-  USER_NOT_FOUND: createError('USER_NOT_FOUND', 'User %s not found', 404),
+  USER_NOT_FOUND: createError('USER_NOT_FOUND', 'User not found', 404),
   EMAIL_TAKEN: createError('EMAIL_TAKEN', 'A user with this email already exists', 409),
   INVALID_SET_PASSWORD_TOKEN: createError(
     'INVALID_SET_PASSWORD_TOKEN',
@@ -45,11 +45,36 @@ const MEANINGS: Record<string, string> = {
   IMPORT_INVALID: 'The staff list could not be read',
 };
 
-/** Codes that come from the framework's own checks, mapped in plugins/app/errors.ts. */
+/**
+ * Codes for errors raised by the framework or a third-party plugin without one of ours, by status
+ * (mapped in plugins/app/errors.ts).
+ */
+export const STATUS_FALLBACK_CODES: Readonly<Record<number, string>> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  408: 'REQUEST_TIMEOUT',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  431: 'HEADERS_TOO_LARGE',
+};
+
 const FRAMEWORK_ERROR_CODES = [
   { code: 'BAD_REQUEST', status: 400, meaning: 'The request could not be understood (e.g. a malformed URL)' },
   { code: 'INVALID_CONTENT_LENGTH', status: 400, meaning: 'Content-Length does not match the body' },
+  { code: 'NOT_FOUND', status: 404, meaning: 'Not found' },
   { code: 'METHOD_NOT_ALLOWED', status: 405, meaning: 'The route does not accept this method' },
+  { code: 'NOT_ACCEPTABLE', status: 406, meaning: 'No acceptable representation' },
+  { code: 'REQUEST_TIMEOUT', status: 408, meaning: 'The request took too long to arrive' },
+  { code: 'CONFLICT', status: 409, meaning: 'The request conflicts with the current state' },
+  { code: 'URI_TOO_LONG', status: 414, meaning: 'The URL is too long' },
+  { code: 'HEADERS_TOO_LARGE', status: 431, meaning: 'The request headers are too large' },
 ];
 
 /** Every code a client can receive, with its status: published in the OpenAPI document. */

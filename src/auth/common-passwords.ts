@@ -2,6 +2,63 @@
 // SecLists' "10k-most-common" and NCSC's "100k most common", trimmed to those a length rule would not
 // already refuse). Compared case-insensitively; a password that is one of these plus digits is refused too.
 export const COMMON_PASSWORDS: ReadonlySet<string> = new Set([
+  // Bare words and sequences: with digits or symbols appended they are what people pick most.
+  'password',
+  'passw0rd',
+  'p@ssw0rd',
+  'p@ssword',
+  'qwerty',
+  'qwertyuiop',
+  'welcome',
+  'letmein',
+  'admin',
+  'administrator',
+  'iloveyou',
+  'monkey',
+  'dragon',
+  'football',
+  'baseball',
+  'sunshine',
+  'princess',
+  'superman',
+  'master',
+  'shadow',
+  'michael',
+  'jennifer',
+  'changeme',
+  'secret',
+  'summer',
+  'winter',
+  'spring',
+  'autumn',
+  'hello',
+  'helloworld',
+  'login',
+  'abc123',
+  'abcdef',
+  '12345678',
+  '123456789',
+  '1234567890',
+  '11111111',
+  '00000000',
+  '87654321',
+  'asdfghjkl',
+  'zxcvbnm',
+  '1q2w3e4r',
+  '1qaz2wsx',
+  'trustno1',
+  'starwars',
+  'whatever',
+  'computer',
+  'internet',
+  'freedom',
+  'company',
+  'office',
+  'switchboard',
+  'test',
+  'guest',
+  'user',
+  'default',
   '123456789012',
   '1234567890123',
   '12345678901234',
@@ -146,10 +203,10 @@ export const COMMON_PASSWORDS: ReadonlySet<string> = new Set([
   '!qaz2wsx#edc',
 ]);
 
-/** True for a listed password, or a listed word followed by a few digits or symbols. */
+/** True for a listed password, or a listed word with a few digits or symbols before or after it. */
 export function isCommonPassword(password: string): boolean {
   const lower = password.toLowerCase();
   if (COMMON_PASSWORDS.has(lower)) return true;
-  const stem = lower.replace(/[\d!@#$%^&*.]{1,6}$/, '');
+  const stem = lower.replace(/[\d!@#$%^&*.]{1,8}$/, '').replace(/^[\d!@#$%^&*.]{1,8}/, '');
   return stem !== lower && COMMON_PASSWORDS.has(stem);
 }

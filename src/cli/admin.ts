@@ -6,7 +6,7 @@ import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { findRunningEmbedded } from '../db/embedded.js';
 import { buildServer, type BuiltServer } from '../server.js';
 import type { Role } from '../auth/permissions.js';
-import type { RequestContext } from '../services/context.js';
+import { NO_REQUEST, SYSTEM_ACTOR, type RequestContext } from '../services/context.js';
 
 const USAGE = `usage: npm run admin -- <command> [options]
 
@@ -19,8 +19,8 @@ commands:
   revoke-sessions --user <id|email>                signs the user out everywhere
   list-users [--limit N]                           prints every account (email, roles, status)`;
 
-const CLI_ACTOR = { id: 'cli', roles: ['admin'] as Role[] };
-const CLI_CONTEXT: RequestContext = { requestId: 'cli', ip: null, userAgent: 'switchboard-admin-cli' };
+const CLI_ACTOR = { ...SYSTEM_ACTOR, id: 'cli' };
+const CLI_CONTEXT: RequestContext = { ...NO_REQUEST, requestId: 'cli', userAgent: 'switchboard-admin-cli' };
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({

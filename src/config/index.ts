@@ -283,8 +283,6 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export const CONFIG_KEYS: ReadonlySet<string> = KNOWN_KEYS;
-
 /**
  * The machine's environment (PATH, HOME, …) for launching child processes such as the embedded
  * database. Not configuration: settings are read only through loadConfig.

@@ -301,9 +301,6 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   LOG_CONSOLE: 'logging.console',
 };
 
-/** Variables that are read before the layers are merged (they say where the layers are). */
-export const META_ENV_KEYS = ['CONFIG_DIR'] as const;
-
 /** Keys whose values never appear in logs, errors or the admin config view. */
 export const SECRET_KEYS = new Set([
   'auth.secret_key',

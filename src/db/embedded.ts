@@ -39,14 +39,24 @@ export class EmbeddedDatabaseError extends Error {
 export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(options.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
+  // Two servers on one data folder would fight over the database files (and the second would stop the
+  // first one's database): refuse instead.
+  if (findRunningEmbedded(dataDir)) {
+    throw new EmbeddedDatabaseError(
+      `${dataDir} is in use by another running Switchboard server; stop it, or give this one its own DATA_DIR (or MONGO_URL)`,
+    );
+  }
   const reasons: string[] = [];
+  // A folder that already holds one engine's data stays with that engine: falling back to the other
+  // would start an empty database and make the data look lost.
+  const prefer = options.prefer === 'auto' ? (engineWithData(dataDir) ?? 'auto') : options.prefer;
 
-  if (options.prefer !== 'ferretdb') {
+  if (prefer !== 'ferretdb') {
     try {
       return await startMongod(dataDir, options);
     } catch (error) {
       reasons.push(`mongod: ${(error as Error).message.split('\n')[0]}`);
-      if (options.prefer === 'mongod') throw new EmbeddedDatabaseError(unavailableMessage(reasons));
+      if (prefer === 'mongod') throw new EmbeddedDatabaseError(unavailableMessage(reasons));
     }
   }
   try {
@@ -57,6 +67,15 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
     reasons.push(`ferretdb: ${(error as Error).message.split('\n')[0]}`);
     throw new EmbeddedDatabaseError(unavailableMessage(reasons));
   }
+}
+
+/** Which engine has written data in this folder, if any. */
+function engineWithData(dataDir: string): EmbeddedEngine | undefined {
+  const has = (dir: string, test: (name: string) => boolean) =>
+    fs.existsSync(dir) && fs.readdirSync(dir).some(test);
+  if (has(path.join(dataDir, 'mongod'), (name) => name.startsWith('WiredTiger'))) return 'mongod';
+  if (has(path.join(dataDir, 'ferretdb'), (name) => name.endsWith('.sqlite'))) return 'ferretdb';
+  return undefined;
 }
 
 function unavailableMessage(reasons: string[]): string {
@@ -86,8 +105,12 @@ async function startMongod(dataDir: string, options: EmbeddedOptions): Promise<E
       stop: async () => void (await server.stop({ doCleanup: false })),
     };
   } catch (error) {
-    fs.mkdirSync(options.cacheDir, { recursive: true });
-    fs.writeFileSync(marker, `${new Date().toISOString()} ${(error as Error).message}\n`);
+    // Only a failed download is remembered (it would fail again for a while); any other failure of a
+    // mongod we have is reported each time rather than silently switching this folder to FerretDB.
+    if (/download/i.test((error as Error).message)) {
+      fs.mkdirSync(options.cacheDir, { recursive: true });
+      fs.writeFileSync(marker, `${new Date().toISOString()} ${(error as Error).message}\n`);
+    }
     throw error;
   }
 }

@@ -62,6 +62,11 @@ export class DatabaseMonitor {
     return this.state.status === 'up';
   }
 
+  /** Reachable, and the start-up tasks (indexes, bootstrap) have completed: safe to take traffic. */
+  get isReady(): boolean {
+    return this.isUp && this.readyDone;
+  }
+
   /** Resolves when the first ping and the ready tasks have succeeded. */
   whenReady(): Promise<void> {
     if (this.readyDone) return Promise.resolve();

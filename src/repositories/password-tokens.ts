@@ -30,6 +30,11 @@ export class PasswordTokensRepository {
     );
   }
 
+  /** Voids every unused token of a user (their password changed, or they were disabled). */
+  voidForUser(userId: string, at: Date): Promise<unknown> {
+    return this.tokens.updateMany({ user_id: userId, used_at: null }, { $set: { used_at: at } });
+  }
+
   release(hash: string): Promise<unknown> {
     return this.tokens.updateOne({ _id: hash }, { $set: { used_at: null } });
   }

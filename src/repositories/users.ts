@@ -26,7 +26,8 @@ export interface UserDoc {
 }
 
 export interface DirectoryQuery {
-  prefix?: string;
+  /** Every one must be the prefix of some word of the name or email. */
+  prefixes: string[];
   department?: string;
   after?: { name_lower: string; id: string };
   limit: number;
@@ -51,10 +52,6 @@ export class UsersRepository {
     return this.users.findOne({ email_lower: email.toLowerCase() });
   }
 
-  findByEmails(emailsLower: string[]): Promise<UserDoc[]> {
-    return this.users.find({ email_lower: { $in: emailsLower } }).toArray();
-  }
-
   /** Applies `set` and returns the updated user (null when it does not exist). */
   update(id: string, set: Partial<UserDoc>): Promise<UserDoc | null> {
     return this.users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' });
@@ -68,14 +65,10 @@ export class UsersRepository {
     return this.users.countDocuments({ roles: 'admin', status: 'active' });
   }
 
-  count(): Promise<number> {
-    return this.users.countDocuments({});
-  }
-
   /** Directory page sorted by name then id; `after` is the last entry of the previous page. */
   directory(query: DirectoryQuery): Promise<UserDoc[]> {
     const and: Filter<UserDoc>[] = [];
-    if (query.prefix) and.push({ search_terms: { $regex: `^${escapeRegex(query.prefix)}` } });
+    for (const prefix of query.prefixes) and.push({ search_terms: { $regex: `^${escapeRegex(prefix)}` } });
     if (query.department) and.push({ department: query.department });
     if (query.after) {
       and.push({

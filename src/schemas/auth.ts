@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { line } from './common.js';
 import { userSchema } from './users.js';
 
 export const loginBody = z
   .strictObject({
-    email: z.string().trim().min(1).max(254).optional(),
-    identifier: z.string().trim().min(1).max(254).optional().describe('Alias of email'),
+    email: line(254).optional(),
+    identifier: line(254).optional().describe('Alias of email'),
     password: z.string().min(1).max(256),
   })
   .refine((value) => value.email !== undefined || value.identifier !== undefined, {

@@ -40,7 +40,11 @@ export const profilePatch = z
   .strictObject({
     name: line(100).optional(),
     designation: line(100).nullable().optional(),
-    avatar_file_id: z.string().max(64).nullable().optional(),
+    avatar_file_id: z
+      .string()
+      .regex(/^[0-9a-f]{24}$/, { error: 'must be a file id' })
+      .nullable()
+      .optional(),
   })
   .refine((value) => Object.keys(value).length > 0, { error: 'nothing to change' });
 

@@ -12,7 +12,7 @@ import type { Actor, Role } from '../auth/permissions.js';
 import { LoginGuard } from '../auth/login-guard.js';
 import { decoyPasswordHash, verifyPassword } from '../auth/passwords.js';
 import type { Config } from '../config/index.js';
-import { Errors, withRetryAfter } from '../errors.js';
+import { Errors } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { SessionDoc, SessionsRepository } from '../repositories/sessions.js';

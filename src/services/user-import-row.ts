@@ -13,7 +13,8 @@ export interface ImportRow {
 }
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/;
-const IMPORT_FIELD_MAX = 200;
+/** The same bound as the API's fields. */
+const IMPORT_FIELD_MAX = 100;
 
 /** Validates one staff-list row (from CSV or JSON); roles may be a list or "admin;moderator". */
 export function parseImportRow(raw: unknown): ImportRow | { error: string; email: string | null } {
@@ -29,7 +30,8 @@ export function parseImportRow(raw: unknown): ImportRow | { error: string; email
   );
   if (unknown.length)
     return { error: `unknown field(s): ${unknown.slice(0, 5).join(', ')}`, email: shownEmail };
-  if (!email || !EMAIL.test(email)) return { error: 'email is missing or malformed', email: shownEmail };
+  if (!email || !EMAIL.test(email) || hasControlCharacters(email))
+    return { error: 'email is missing or malformed', email: shownEmail };
   const fields = {
     name: text('name'),
     department: text('department'),

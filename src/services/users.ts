@@ -12,10 +12,14 @@ import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
 import type { UserDoc, UsersRepository, UserStatus } from '../repositories/users.js';
+import { adminCreateUser } from '../schemas/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
-import { parseImportRow, type ImportRow } from './user-import-row.js';
 import type { AuthService } from './auth.js';
-import type { Principal, RequestContext } from './context.js';
+import { NO_REQUEST, SYSTEM_ACTOR, type Principal, type RequestContext } from './context.js';
+import { parseImportRow, type ImportRow } from './user-import-row.js';
+
+/** The fields of a new account, as the API checks them (the password is checked on its own). */
+const newUserFields = adminCreateUser.omit({ password: true });
 
 export interface PublicUser {
   id: string;
@@ -132,7 +136,7 @@ export class UsersService {
       : isId(reference)
         ? await this.deps.users.findById(reference)
         : null;
-    if (!user) throw new Errors.USER_NOT_FOUND(reference.slice(0, 100));
+    if (!user) throw new Errors.USER_NOT_FOUND();
     return user;
   }
 
@@ -147,10 +151,10 @@ export class UsersService {
   ): Promise<{ users: PublicUser[]; next_cursor: string | null; has_more: boolean }> {
     assertCan(actor, 'user.read_directory');
     const after = query.cursor ? decodeCursor(query.cursor) : undefined;
-    const prefix = query.q ? searchTerms(query.q).at(-1) : undefined;
-    if (query.q && !prefix) return { users: [], next_cursor: null, has_more: false }; // only punctuation
+    const prefixes = query.q ? searchTerms(query.q) : [];
+    if (query.q && prefixes.length === 0) return { users: [], next_cursor: null, has_more: false }; // only punctuation
     const page = await this.deps.users.directory({
-      prefix,
+      prefixes,
       department: query.department,
       after,
       limit: query.limit + 1,
@@ -184,6 +188,20 @@ export class UsersService {
   }
 
   private async insertUser(input: NewUser): Promise<{ user: UserDoc; setPasswordToken?: string }> {
+    // Checked here too, not only at the API's edge: the command-line tool and the first-admin bootstrap
+    // create users without passing through a route.
+    const { password: _password, ...fields } = input;
+    const checked = newUserFields.safeParse(fields);
+    if (!checked.success) {
+      const details = checked.error.issues.map((issue) => ({
+        path: issue.path.join('.'),
+        message: issue.message,
+      }));
+      throw validationError(
+        `Invalid user: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`,
+        details,
+      );
+    }
     const email = input.email.trim();
     if (input.password !== undefined) {
       assertStrongPassword(input.password, this.deps.config.auth.password_min_length, 'password', [
@@ -261,7 +279,7 @@ export class UsersService {
     }
     set.updated_at = this.now();
     const user = await this.deps.users.update(previous._id, set);
-    if (!user) throw new Errors.USER_NOT_FOUND(reference.slice(0, 100));
+    if (!user) throw new Errors.USER_NOT_FOUND();
 
     if (set.roles && !sameRoles(previous.roles, user.roles)) {
       this.audit('user.roles_change', actor.id, user._id, context, {
@@ -270,8 +288,10 @@ export class UsersService {
     }
     if (set.status && previous.status !== user.status) {
       this.audit(user.status === 'disabled' ? 'user.disable' : 'user.enable', actor.id, user._id, context);
-      if (user.status === 'disabled')
+      if (user.status === 'disabled') {
         await this.deps.auth().revokeUserSessions(user._id, 'user_disabled', actor, context);
+        await this.deps.passwordTokens.voidForUser(user._id, this.now());
+      }
     }
     const otherChanges = Object.keys(changes).filter((key) => key !== 'roles' && key !== 'status');
     if (otherChanges.length) {
@@ -294,7 +314,7 @@ export class UsersService {
     if (changes.designation !== undefined) set.designation = changes.designation?.trim() || null;
     if (changes.avatar_file_id !== undefined) set.avatar_file_id = changes.avatar_file_id;
     const user = await this.deps.users.update(principal.id, set);
-    if (!user) throw new Errors.USER_NOT_FOUND(principal.id);
+    if (!user) throw new Errors.USER_NOT_FOUND();
     this.audit('user.profile_update', principal.id, user._id, context, {
       details: { fields: Object.keys(changes) },
     });
@@ -323,6 +343,7 @@ export class UsersService {
       password_hash: await hashPassword(next),
       updated_at: this.now(),
     });
+    await this.deps.passwordTokens.voidForUser(user._id, this.now());
     this.audit('user.password_change', user._id, user._id, context);
     await this.deps
       .auth()
@@ -355,6 +376,7 @@ export class UsersService {
       password_hash: await hashPassword(password),
       updated_at: this.now(),
     });
+    await this.deps.passwordTokens.voidForUser(user._id, this.now());
     this.audit('user.password_set', user._id, user._id, context);
     await this.deps
       .auth()
@@ -378,6 +400,7 @@ export class UsersService {
       password_hash: await hashPassword(password),
       updated_at: this.now(),
     });
+    await this.deps.passwordTokens.voidForUser(user._id, this.now());
     this.audit('user.password_reset', actor.id, user._id, context);
     await this.deps.auth().revokeUserSessions(user._id, 'password_reset', actor, context);
   }
@@ -502,14 +525,14 @@ export class UsersService {
       return;
     }
     const existing = await this.deps.users.findByEmail(email);
-    const context = { requestId: 'bootstrap', ip: null, userAgent: null };
+    const context = { ...NO_REQUEST, requestId: 'bootstrap' };
     if (existing) {
       await this.deps.users.update(existing._id, {
         roles: normalizeRoles([...existing.roles, 'admin']),
         status: 'active',
         updated_at: this.now(),
       });
-      this.audit('user.roles_change', 'system', existing._id, context, {
+      this.audit('user.roles_change', SYSTEM_ACTOR.id, existing._id, context, {
         details: { via: 'bootstrap', added: 'admin' },
       });
       log.info({ email }, 'first admin: existing user promoted to admin');
@@ -530,7 +553,7 @@ export class UsersService {
       log.warn({ reason: (error as Error).message }, 'first admin not created: ADMIN_PASSWORD was refused');
       return;
     }
-    this.audit('user.create', 'system', user._id, context, {
+    this.audit('user.create', SYSTEM_ACTOR.id, user._id, context, {
       details: { via: 'bootstrap', roles: user.roles },
     });
     this.events.emit('user.changed', { user, previous: null });

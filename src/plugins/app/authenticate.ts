@@ -22,7 +22,7 @@ declare module 'fastify' {
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header === undefined) return undefined;
-  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header); // the scheme is case-insensitive (RFC 7235)
   if (!match) throw new Errors.INVALID_TOKEN();
   return match[1];
 }

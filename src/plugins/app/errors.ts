@@ -7,7 +7,13 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config/index.js';
 import { isDatabaseUnavailable } from '../../db/errors.js';
-import { Errors, type ErrorBody, type ErrorDetail } from '../../errors.js';
+import {
+  ERROR_CODES,
+  Errors,
+  STATUS_FALLBACK_CODES,
+  type ErrorBody,
+  type ErrorDetail,
+} from '../../errors.js';
 import { redactUrl } from '../../logging/redact-url.js';
 
 /** Fastify's own error codes that clients can cause, and what they mean in our contract. */
@@ -17,27 +23,10 @@ const FRAMEWORK_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
-  FST_ERR_BAD_URL: 'BAD_URL',
 };
 
-/** A code for 4xx errors that carry none of ours (e.g. from a third-party plugin). */
-const STATUS_FALLBACK_CODES: Record<number, string> = {
-  400: 'BAD_REQUEST',
-  401: 'UNAUTHORIZED',
-  403: 'FORBIDDEN',
-  404: 'NOT_FOUND',
-  405: 'METHOD_NOT_ALLOWED',
-  406: 'NOT_ACCEPTABLE',
-  408: 'REQUEST_TIMEOUT',
-  409: 'CONFLICT',
-  413: 'PAYLOAD_TOO_LARGE',
-  414: 'URI_TOO_LONG',
-  415: 'UNSUPPORTED_MEDIA_TYPE',
-  429: 'RATE_LIMITED',
-  431: 'HEADERS_TOO_LARGE',
-};
-
-const OUR_CODE = /^[A-Z][A-Z0-9_]*$/;
+/** Codes we document; anything else (a third-party plugin's own code) falls back to a status code. */
+const DOCUMENTED_CODES = new Set(ERROR_CODES.map((entry) => entry.code));
 
 interface Described {
   statusCode: number;
@@ -78,7 +67,9 @@ export function describeError(
   const framework = error.code ? FRAMEWORK_CODES[error.code] : undefined;
   const code =
     framework ??
-    (error.code && OUR_CODE.test(error.code) ? error.code : (STATUS_FALLBACK_CODES[status] ?? 'BAD_REQUEST'));
+    (error.code && DOCUMENTED_CODES.has(error.code)
+      ? error.code
+      : (STATUS_FALLBACK_CODES[status] ?? 'BAD_REQUEST'));
   const retryAfterS = error.retryAfterMs !== undefined ? Math.ceil(error.retryAfterMs / 1000) : undefined;
   const message = framework === 'INVALID_JSON' ? new Errors.INVALID_JSON().message : error.message;
   return { statusCode: status, code, message, details: error.details, retryAfterS };

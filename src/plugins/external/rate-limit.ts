@@ -3,7 +3,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config/index.js';
 import { Errors } from '../../errors.js';
 
 /** Injected requests (tests, WebSocket upgrades through inject) may have no socket address. */
@@ -12,7 +11,7 @@ export function clientKey(request: FastifyRequest): string {
 }
 
 export default fp(
-  async function rateLimitPlugin(fastify, opts: { config: Config }) {
+  async function rateLimitPlugin(fastify) {
     await fastify.register(rateLimit, {
       global: false,
       keyGenerator: clientKey,
@@ -22,13 +21,6 @@ export default fp(
         return error;
       },
     });
-    fastify.decorate('rateLimitsEnabled', opts.config.rate_limit.enabled);
   },
   { name: 'rate-limit' },
 );
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    rateLimitsEnabled: boolean;
-  }
-}

@@ -1,6 +1,7 @@
 // /api/v2/admin/users: account administration (admins only; checked by the users service).
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { assertCan } from '../../auth/permissions.js';
 import { Errors } from '../../errors.js';
 import { requestContext } from '../../plugins/app/authenticate.js';
 import { errorResponses } from '../../schemas/error.js';
@@ -20,6 +21,17 @@ const IMPORT_BODY_LIMIT = 5 * 1024 * 1024;
 
 const adminUsersRoutes: FastifyPluginAsyncZod = async (fastify) => {
   const security = [{ bearer: [] }];
+
+  // Only admins get past this point, before any body is read: a member's 5 MB upload is refused with 403
+  // at once, not parsed. The services check the same permission again.
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    try {
+      assertCan(request.principal, 'user.manage');
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  });
 
   // Staff lists arrive as CSV (with a header row) as well as JSON.
   fastify.addContentTypeParser(

@@ -72,7 +72,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     async () => {
-      if (!fastify.database.isUp) throw new Errors.DATABASE_UNAVAILABLE();
+      if (!fastify.database.isReady) throw new Errors.DATABASE_UNAVAILABLE();
       return { status: 'ready' as const };
     },
   );
