@@ -1,0 +1,53 @@
+// The embedded database's guard rails: one server per data folder, and a folder stays with its engine.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { EmbeddedDatabaseError, startEmbeddedDatabase } from '../../src/db/embedded.js';
+
+const { config } = loadConfig({ env: { CACHE_DIR: process.env.CACHE_DIR }, cwd: os.tmpdir() });
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-embedded-guard-'));
+  dirs.push(dir);
+  return dir;
+}
+
+const start = (dir: string, prefer: 'auto' | 'ferretdb' = 'ferretdb') =>
+  startEmbeddedDatabase({ dataDir: dir, cacheDir: config.database.cache_dir, prefer, log: () => undefined });
+
+describe('embedded database', () => {
+  it('refuses a data folder that a running server is using', async () => {
+    const dir = dataDir();
+    // This test process stands in for the running server that recorded its database there.
+    fs.writeFileSync(
+      path.join(dir, 'embedded.json'),
+      JSON.stringify({ engine: 'ferretdb', url: 'mongodb://127.0.0.1:1/', pid: process.pid }),
+    );
+    await expect(start(dir)).rejects.toThrow(EmbeddedDatabaseError);
+    await expect(start(dir)).rejects.toThrow(/in use by another running Switchboard server/);
+    expect(fs.existsSync(path.join(dir, 'ferretdb'))).toBe(false);
+  });
+
+  it('ignores the record of a server that is gone, and keeps a FerretDB folder on FerretDB', async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    await first.stop();
+    // A crashed server leaves its record behind; its process no longer exists.
+    fs.writeFileSync(
+      path.join(dir, 'embedded.json'),
+      JSON.stringify({ engine: 'ferretdb', url: first.url, pid: 2 ** 22 + 1 }),
+    );
+    const again = await start(dir, 'auto');
+    try {
+      expect(again.engine).toBe('ferretdb');
+    } finally {
+      await again.stop();
+    }
+  }, 60_000);
+});
