@@ -40,6 +40,13 @@ export const INDEXES: readonly IndexDeclaration[] = [
     options: { name: 'sessions_user_open' },
   },
   { collection: COLLECTIONS.passwordTokens, key: { user_id: 1 }, options: { name: 'password_tokens_user' } },
+  // Housekeeping sweeps (services/housekeeping.ts).
+  { collection: COLLECTIONS.sessions, key: { expires_at: 1 }, options: { name: 'sessions_expires' } },
+  {
+    collection: COLLECTIONS.loginThrottle,
+    key: { updated_at: 1 },
+    options: { name: 'login_throttle_updated' },
+  },
 ];
 
 /** Creates the declared indexes; safe to run on every start (createIndex is idempotent). */

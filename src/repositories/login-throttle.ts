@@ -74,6 +74,15 @@ export class LoginThrottleRepository {
     return this.throttle.updateOne({ _id: key }, { $set: { failures: 0, updated_at: at } });
   }
 
+  /** Deletes counters untouched since `before` that hold no lock ending after it; returns how many. */
+  async deleteIdleBefore(before: Date): Promise<number> {
+    const result = await this.throttle.deleteMany({
+      updated_at: { $lt: before },
+      $or: [{ locked_until: null }, { locked_until: { $lt: before } }],
+    });
+    return result.deletedCount;
+  }
+
   remove(key: string): Promise<unknown> {
     return this.throttle.deleteOne({ _id: key });
   }

@@ -35,6 +35,14 @@ export class PasswordTokensRepository {
     return this.tokens.updateMany({ user_id: userId, used_at: null }, { $set: { used_at: at } });
   }
 
+  /** Deletes tokens that expired, or were used before `usedBefore`; returns how many. */
+  async deleteSpent(now: Date, usedBefore: Date): Promise<number> {
+    const result = await this.tokens.deleteMany({
+      $or: [{ expires_at: { $lt: now } }, { used_at: { $lt: usedBefore } }],
+    });
+    return result.deletedCount;
+  }
+
   release(hash: string): Promise<unknown> {
     return this.tokens.updateOne({ _id: hash }, { $set: { used_at: null } });
   }

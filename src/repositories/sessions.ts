@@ -47,6 +47,14 @@ export class SessionsRepository {
     return this.sessions.updateOne({ _id: id, revoked_at: null }, { $set: { last_used_at: at } });
   }
 
+  /** Deletes sessions that ended (revoked or expired) before `before`; returns how many. */
+  async deleteEndedBefore(before: Date): Promise<number> {
+    const result = await this.sessions.deleteMany({
+      $or: [{ revoked_at: { $lt: before } }, { expires_at: { $lt: before } }],
+    });
+    return result.deletedCount;
+  }
+
   revoke(id: string, reason: string, at: Date): Promise<SessionDoc | null> {
     return this.sessions.findOneAndUpdate(
       { _id: id, revoked_at: null },

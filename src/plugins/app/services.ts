@@ -9,6 +9,9 @@ import { AuditService } from '../../services/audit.js';
 import { AuthService } from '../../services/auth.js';
 import { SecurityEvents } from '../../services/security-events.js';
 import { UsersService } from '../../services/users.js';
+import { Housekeeping } from '../../services/housekeeping.js';
+
+const HOUSEKEEPING_INTERVAL_MS = 60 * 60 * 1000;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,6 +19,7 @@ declare module 'fastify' {
     securityEvents: SecurityEvents;
     auth: AuthService;
     users: UsersService;
+    housekeeping: Housekeeping;
   }
 }
 
@@ -24,11 +28,14 @@ export default fp(
     const { config, db } = fastify;
     const usersRepository = new UsersRepository(db);
     const throttle = new LoginThrottleRepository(db);
+    const sessions = new SessionsRepository(db);
+    const passwordTokens = new PasswordTokensRepository(db);
+    const housekeeping = new Housekeeping({ sessions, passwordTokens, throttle });
     const audit = new AuditService(fastify.loggers.audit);
     const securityEvents = new SecurityEvents(fastify.loggers.security);
     const auth = new AuthService({
       users: usersRepository,
-      sessions: new SessionsRepository(db),
+      sessions,
       throttle,
       jwt: fastify.jwt,
       audit,
@@ -38,17 +45,29 @@ export default fp(
     const users = new UsersService({
       users: usersRepository,
       throttle,
-      passwordTokens: new PasswordTokensRepository(db),
+      passwordTokens,
       audit,
       auth: () => auth,
       config,
     });
+    fastify.decorate('housekeeping', housekeeping);
     fastify.decorate('audit', audit);
     fastify.decorate('securityEvents', securityEvents);
     fastify.decorate('auth', auth);
     fastify.decorate('users', users);
 
     fastify.database.onReady('first-admin', async () => users.bootstrapAdmin(fastify.log));
+
+    // Hourly clean-up of records that would otherwise grow forever.
+    const sweep = setInterval(() => {
+      if (!fastify.database.isReady) return;
+      housekeeping.sweep(new Date()).then(
+        (removed) => fastify.log.info({ removed }, 'stale records removed'),
+        (error: unknown) => fastify.log.warn({ err: error }, 'stale record sweep failed'),
+      );
+    }, HOUSEKEEPING_INTERVAL_MS);
+    sweep.unref();
+    fastify.addHook('onClose', async () => clearInterval(sweep));
   },
   { name: 'services', dependencies: ['config', 'database', 'jwt'] },
 );

@@ -1,0 +1,35 @@
+// Removes records that can only grow otherwise (TTL indexes are not portable to FerretDB): sessions ended
+// or expired more than a week ago, spent or expired set-password tokens, and failed-login counters nobody
+// has touched for a day that hold no running lock.
+import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
+import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
+import type { SessionsRepository } from '../repositories/sessions.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const KEEP_ENDED_SESSIONS_MS = 7 * DAY_MS;
+
+export interface SweepResult {
+  sessions: number;
+  passwordTokens: number;
+  loginThrottle: number;
+}
+
+export class Housekeeping {
+  constructor(
+    private readonly repositories: {
+      sessions: SessionsRepository;
+      passwordTokens: PasswordTokensRepository;
+      throttle: LoginThrottleRepository;
+    },
+  ) {}
+
+  async sweep(now: Date): Promise<SweepResult> {
+    const dayAgo = new Date(now.getTime() - DAY_MS);
+    const [sessions, passwordTokens, loginThrottle] = await Promise.all([
+      this.repositories.sessions.deleteEndedBefore(new Date(now.getTime() - KEEP_ENDED_SESSIONS_MS)),
+      this.repositories.passwordTokens.deleteSpent(now, dayAgo),
+      this.repositories.throttle.deleteIdleBefore(dayAgo),
+    ]);
+    return { sessions, passwordTokens, loginThrottle };
+  }
+}
