@@ -3,11 +3,12 @@
 //   the failure window lock it, for LOCKOUT_BASE_SECONDS doubling on each repeat up to LOCKOUT_MAX_SECONDS;
 //   the escalation is forgotten a day after the last lock.
 // - Per client address: beyond IP_MAX_LOGIN_FAILURES failures in the window, 429 until the window ends.
-// Each attempt is counted before the password is checked, so guesses sent in parallel cannot all slip in
-// before the first failure is recorded.
+// Each attempt is recorded (and ranked) before the password is checked, so guesses sent in parallel cannot
+// all slip in before the first failure is recorded.
 import type { Config } from '../config/index.js';
 import { Errors, withRetryAfter } from '../errors.js';
-import type { LoginThrottleRepository, ThrottleDoc } from '../repositories/login-throttle.js';
+import type { ObjectId } from 'mongodb';
+import type { LockDoc, LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { AuditService } from '../services/audit.js';
 import type { RequestContext } from '../services/context.js';
 import type { SecurityEvents } from '../services/security-events.js';
@@ -18,9 +19,10 @@ export interface Attempt {
   email: string;
   accountKey: string;
   ipKey: string;
-  /** The account's count including this attempt. */
-  failures: number;
+  /** The account's attempts in the window when this one was counted (this one included). */
+  rank: number;
   lockLevel: number;
+  ipAttempt: ObjectId;
 }
 
 export class LoginGuard {
@@ -38,96 +40,94 @@ export class LoginGuard {
     return this.deps.config.auth;
   }
 
-  /** Refuses a locked account or a throttled address; otherwise counts the attempt and lets it through. */
+  /** Refuses a locked account or a throttled address; otherwise records the attempt and lets it through. */
   async begin(identifier: string, action: string, context: RequestContext): Promise<Attempt> {
     const email = identifier.trim().toLowerCase();
     const accountKey = `account:${email}`;
     const ipKey = `ip:${context.ip ?? 'unknown'}`;
     const now = this.deps.now();
     const windowMs = this.settings.login_failure_window_s * 1000;
+    const windowStart = new Date(now.getTime() - windowMs);
+    const { throttle } = this.deps;
 
-    const states = await this.deps.throttle.findMany([accountKey, ipKey]);
-    const ip = states.find((s) => s._id === ipKey);
-    if (
-      ip &&
-      ip.failures >= this.settings.ip_max_login_failures &&
-      now.getTime() - ip.window_started_at.getTime() < windowMs
-    ) {
-      const retryAfter = (ip.window_started_at.getTime() + windowMs - now.getTime()) / 1000;
+    const [[lock], ipFailures] = await Promise.all([
+      throttle.findLocks([accountKey]),
+      throttle.countAttempts(ipKey, windowStart),
+    ]);
+    if (ipFailures >= this.settings.ip_max_login_failures) {
+      const oldest = (await throttle.oldestAttemptSince(ipKey, windowStart)) ?? now;
+      const retryAfter = Math.max(1, (oldest.getTime() + windowMs - now.getTime()) / 1000);
       this.refused(action, email, 'address_throttled', context);
       throw withRetryAfter(new Errors.LOGIN_THROTTLED(Math.ceil(retryAfter)), retryAfter);
     }
-    const account = states.find((s) => s._id === accountKey);
-    if (account?.locked_until && account.locked_until > now)
-      this.throwLocked(action, email, account.locked_until, context);
+    if (lock?.locked_until && lock.locked_until > now)
+      this.throwLocked(action, email, lock.locked_until, context);
 
-    const counted = await this.count(accountKey, now, windowMs);
-    await this.count(ipKey, now, windowMs);
-    const attempt = {
-      email,
-      accountKey,
-      ipKey,
-      failures: counted.failures,
-      lockLevel: levelNow(counted, now),
-    };
-    // Over the limit already: parallel guesses beyond the allowance are refused without a check.
-    if (counted.failures > this.settings.max_login_attempts) await this.lock(attempt, action, context);
+    const [, ipAttempt] = await Promise.all([
+      throttle.recordAttempt(accountKey, now),
+      throttle.recordAttempt(ipKey, now),
+    ]);
+    // Everything recorded so far in the window, this attempt included. Counted after our own insert, so
+    // of any number of concurrent attempts at most MAX_LOGIN_ATTEMPTS can see a count within the limit.
+    // Attempts before the last lock do not count again once it has ended.
+    const since = lock && lock.updated_at > windowStart ? lock.updated_at : windowStart;
+    const rank = await throttle.countAttempts(accountKey, since);
+    const attempt = { email, accountKey, ipKey, rank, lockLevel: levelNow(lock, now), ipAttempt };
+    // Beyond the allowance (parallel guesses): refused without a password check.
+    if (rank > this.settings.max_login_attempts) await this.lock(attempt, action, context);
     return attempt;
   }
 
+  /** The password was right: the account's failures are forgotten, and this attempt does not count. */
   async succeeded(attempt: Attempt): Promise<void> {
-    const now = this.deps.now();
     await Promise.all([
-      this.deps.throttle.clearFailures(attempt.accountKey, now),
-      this.deps.throttle.undoFailure(attempt.ipKey),
+      this.deps.throttle.forgetAttempts(attempt.accountKey),
+      this.deps.throttle.forgetAttempt(attempt.ipAttempt),
     ]);
   }
 
   /** The password was wrong: locks the account when this was the last allowed attempt. */
   async failed(attempt: Attempt, action: string, context: RequestContext): Promise<void> {
-    if (attempt.failures >= this.settings.max_login_attempts) await this.lock(attempt, action, context);
-  }
-
-  private async count(key: string, now: Date, windowMs: number): Promise<ThrottleDoc> {
-    const doc = await this.deps.throttle.addFailure(key, now);
-    if (now.getTime() - doc.window_started_at.getTime() < windowMs) return doc;
-    // Failures long ago do not add up with today's typo.
-    await this.deps.throttle.resetWindow(key, now);
-    return { ...doc, failures: 1, window_started_at: now };
+    if (attempt.rank >= this.settings.max_login_attempts) await this.lock(attempt, action, context);
   }
 
   private async lock(attempt: Attempt, action: string, context: RequestContext): Promise<never> {
     const now = this.deps.now();
+    const [current] = await this.deps.throttle.findLocks([attempt.accountKey]);
+    // Another request of the same burst locked it already: answer with that lock.
+    if (current?.locked_until && current.locked_until > now)
+      this.throwLocked(action, attempt.email, current.locked_until, context);
     const seconds = Math.min(
       this.settings.lockout_base_s * 2 ** attempt.lockLevel,
       this.settings.lockout_max_s,
     );
-    const until = new Date(now.getTime() + seconds * 1000);
-    if (await this.deps.throttle.lock(attempt.accountKey, until, attempt.lockLevel + 1, now)) {
-      this.deps.security.record(
-        {
-          type: 'login.lockout',
-          principal: attempt.accountKey,
-          severity: 'warn',
-          details: { email: attempt.email, seconds, level: attempt.lockLevel + 1 },
-        },
-        context,
-      );
-      this.deps.audit.record(
-        {
-          action: 'auth.lockout',
-          actor_id: null,
-          target_type: 'account',
-          target_id: attempt.email,
-          details: { seconds },
-        },
-        context,
-      );
-      throw withRetryAfter(new Errors.ACCOUNT_LOCKED(seconds), seconds);
-    }
-    // Another request locked it first: answer with that lock.
-    const [state] = await this.deps.throttle.findMany([attempt.accountKey]);
-    this.throwLocked(action, attempt.email, state?.locked_until ?? until, context);
+    // Counting starts again from this moment (see `since` in begin).
+    await this.deps.throttle.lock(
+      attempt.accountKey,
+      new Date(now.getTime() + seconds * 1000),
+      attempt.lockLevel + 1,
+      now,
+    );
+    this.deps.security.record(
+      {
+        type: 'login.lockout',
+        principal: attempt.accountKey,
+        severity: 'warn',
+        details: { email: attempt.email, seconds, level: attempt.lockLevel + 1 },
+      },
+      context,
+    );
+    this.deps.audit.record(
+      {
+        action: 'auth.lockout',
+        actor_id: null,
+        target_type: 'account',
+        target_id: attempt.email,
+        details: { seconds },
+      },
+      context,
+    );
+    throw withRetryAfter(new Errors.ACCOUNT_LOCKED(seconds), seconds);
   }
 
   private throwLocked(action: string, email: string, until: Date, context: RequestContext): never {
@@ -156,7 +156,7 @@ export class LoginGuard {
 }
 
 /** The lock level to escalate from: forgotten a day after the last lock ended. */
-function levelNow(state: ThrottleDoc, now: Date): number {
-  if (!state.locked_until || now.getTime() - state.locked_until.getTime() > ESCALATION_MEMORY_MS) return 0;
-  return state.lock_level;
+function levelNow(lock: LockDoc | undefined, now: Date): number {
+  if (!lock?.locked_until || now.getTime() - lock.locked_until.getTime() > ESCALATION_MEMORY_MS) return 0;
+  return lock.lock_level;
 }

@@ -9,6 +9,8 @@ export const COLLECTIONS = {
   sessions: 'sessions',
   loginThrottle: 'login_throttle',
   passwordTokens: 'password_tokens',
+  loginAttempts: 'login_attempts',
+  claims: 'claims',
 } as const;
 
 export interface IndexDeclaration {

@@ -21,13 +21,13 @@ export class PasswordTokensRepository {
     return this.tokens.insertOne(token);
   }
 
-  /** Marks the token used if it is unused and unexpired; returns it, or null. One caller wins. */
-  consume(hash: string, at: Date): Promise<PasswordTokenDoc | null> {
-    return this.tokens.findOneAndUpdate(
-      { _id: hash, used_at: null, expires_at: { $gt: at } },
-      { $set: { used_at: at } },
-      { returnDocument: 'after' },
-    );
+  /** The token if it is unused and unexpired. */
+  findUsable(hash: string, at: Date): Promise<PasswordTokenDoc | null> {
+    return this.tokens.findOne({ _id: hash, used_at: null, expires_at: { $gt: at } });
+  }
+
+  markUsed(hash: string, at: Date): Promise<unknown> {
+    return this.tokens.updateOne({ _id: hash }, { $set: { used_at: at } });
   }
 
   /** Voids every unused token of a user (their password changed, or they were disabled). */
@@ -41,9 +41,5 @@ export class PasswordTokensRepository {
       $or: [{ expires_at: { $lt: now } }, { used_at: { $lt: usedBefore } }],
     });
     return result.deletedCount;
-  }
-
-  release(hash: string): Promise<unknown> {
-    return this.tokens.updateOne({ _id: hash }, { $set: { used_at: null } });
   }
 }

@@ -14,6 +14,7 @@ import { decoyPasswordHash, verifyPassword } from '../auth/passwords.js';
 import type { Config } from '../config/index.js';
 import { Errors } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
+import type { ClaimsRepository } from '../repositories/claims.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { SessionDoc, SessionsRepository } from '../repositories/sessions.js';
 import type { UserDoc, UsersRepository } from '../repositories/users.js';
@@ -63,6 +64,7 @@ export class AuthService {
       users: UsersRepository;
       sessions: SessionsRepository;
       throttle: LoginThrottleRepository;
+      claims: ClaimsRepository;
       jwt: JWT;
       audit: AuditService;
       security: SecurityEvents;
@@ -207,7 +209,9 @@ export class AuthService {
       this.deps.security.record({ type: 'token.refresh_invalid', principal: session.user_id }, context);
       throw new Errors.INVALID_TOKEN();
     }
-    const rotated = isCurrent ? await this.rotate(session, now) : null;
+    // Only one of two concurrent refreshes with the same token may rotate it (see ClaimsRepository).
+    const firstUse = isCurrent && (await this.deps.claims.claim(`refresh:${presented}`, now));
+    const rotated = firstUse ? await this.rotate(session, now) : null;
     if (!rotated) {
       // An earlier token again (or the current one losing a race to its own copy): two parties hold
       // this session's tokens, so the session is compromised and nobody keeps it.

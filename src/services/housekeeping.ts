@@ -1,6 +1,7 @@
 // Removes records that can only grow otherwise (TTL indexes are not portable to FerretDB): sessions ended
 // or expired more than a week ago, spent or expired set-password tokens, and failed-login counters nobody
-// has touched for a day that hold no running lock.
+// has touched for a day that hold no running lock, and one-time claims older than any token they guard.
+import type { ClaimsRepository } from '../repositories/claims.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
 import type { SessionsRepository } from '../repositories/sessions.js';
@@ -12,6 +13,7 @@ export interface SweepResult {
   sessions: number;
   passwordTokens: number;
   loginThrottle: number;
+  claims: number;
 }
 
 export class Housekeeping {
@@ -20,16 +22,21 @@ export class Housekeeping {
       sessions: SessionsRepository;
       passwordTokens: PasswordTokensRepository;
       throttle: LoginThrottleRepository;
+      claims: ClaimsRepository;
     },
+    /** The longest a refresh or set-password token lives (its claim can go after that). */
+    private readonly maxTokenLifetimeMs: number,
   ) {}
 
   async sweep(now: Date): Promise<SweepResult> {
     const dayAgo = new Date(now.getTime() - DAY_MS);
-    const [sessions, passwordTokens, loginThrottle] = await Promise.all([
+    const [sessions, passwordTokens, loginThrottle, claims] = await Promise.all([
       this.repositories.sessions.deleteEndedBefore(new Date(now.getTime() - KEEP_ENDED_SESSIONS_MS)),
       this.repositories.passwordTokens.deleteSpent(now, dayAgo),
       this.repositories.throttle.deleteIdleBefore(dayAgo),
+      // What a claim guards (a refresh token, a set-password token) is dead after the longest lifetime.
+      this.repositories.claims.deleteBefore(new Date(now.getTime() - this.maxTokenLifetimeMs)),
     ]);
-    return { sessions, passwordTokens, loginThrottle };
+    return { sessions, passwordTokens, loginThrottle, claims };
   }
 }

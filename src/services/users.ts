@@ -9,6 +9,7 @@ import { Errors, validationError } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
 import { isId, newId } from '../lib/ids.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
+import type { ClaimsRepository } from '../repositories/claims.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
 import type { PasswordTokensRepository } from '../repositories/password-tokens.js';
 import type { UserDoc, UsersRepository, UserStatus } from '../repositories/users.js';
@@ -86,6 +87,7 @@ export class UsersService {
       users: UsersRepository;
       throttle: LoginThrottleRepository;
       passwordTokens: PasswordTokensRepository;
+      claims: ClaimsRepository;
       audit: AuditService;
       auth: () => AuthService;
       config: Config;
@@ -359,19 +361,19 @@ export class UsersService {
   /** Sets a password with a one-time token (new accounts, imports). */
   async setPasswordWithToken(token: string, password: string, context: RequestContext): Promise<void> {
     const hash = sha256(token);
-    const record = await this.deps.passwordTokens.consume(hash, this.now());
-    if (!record) throw new Errors.INVALID_SET_PASSWORD_TOKEN();
-    const user = await this.deps.users.findById(record.user_id);
-    if (!user) throw new Errors.INVALID_SET_PASSWORD_TOKEN();
-    try {
-      assertStrongPassword(password, this.deps.config.auth.password_min_length, 'password', [
-        user.email.split('@')[0]!,
-        user.name,
-      ]);
-    } catch (error) {
-      await this.deps.passwordTokens.release(hash); // a weak choice should not burn the token
-      throw error;
-    }
+    const now = this.now();
+    const record = await this.deps.passwordTokens.findUsable(hash, now);
+    const user = record ? await this.deps.users.findById(record.user_id) : null;
+    if (!record || !user) throw new Errors.INVALID_SET_PASSWORD_TOKEN();
+    // Checked before the token is spent: a weak choice should not burn it.
+    assertStrongPassword(password, this.deps.config.auth.password_min_length, 'password', [
+      user.email.split('@')[0]!,
+      user.name,
+    ]);
+    // Exactly one of two concurrent uses wins (see ClaimsRepository).
+    if (!(await this.deps.claims.claim(`set-password:${hash}`, now)))
+      throw new Errors.INVALID_SET_PASSWORD_TOKEN();
+    await this.deps.passwordTokens.markUsed(hash, now);
     await this.deps.users.update(user._id, {
       password_hash: await hashPassword(password),
       updated_at: this.now(),

@@ -46,6 +46,7 @@ describe('housekeeping sweep', () => {
       sessions: 0,
       passwordTokens: 0,
       loginThrottle: 0,
+      claims: 0,
     });
 
     // Eight days on (within the sessions' absolute lifetime): the logged-out session, the token past its

@@ -27,3 +27,15 @@ describe('GET /api/v2/health', () => {
     expect(ready.json()).toEqual({ status: 'ready' });
   });
 });
+
+describe('GET /api/v2/health with MONITORING_ENABLED=false', () => {
+  const app = useTestApp({ monitoring: { enabled: false } });
+
+  it('is reduced to liveness: status, version and uptime only', async () => {
+    const response = await app().app.inject({ method: 'GET', url: '/api/v2/health' });
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(Object.keys(body).sort()).toEqual(['status', 'uptime_s', 'version']);
+    expect(body.status).toBe('ok');
+  });
+});

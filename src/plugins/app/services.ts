@@ -1,6 +1,7 @@
 // Builds the repositories and services once and shares them: fastify.users, fastify.auth, fastify.audit,
 // fastify.securityEvents. Routes call services; services call repositories.
 import fp from 'fastify-plugin';
+import { ClaimsRepository } from '../../repositories/claims.js';
 import { LoginThrottleRepository } from '../../repositories/login-throttle.js';
 import { PasswordTokensRepository } from '../../repositories/password-tokens.js';
 import { SessionsRepository } from '../../repositories/sessions.js';
@@ -30,13 +31,17 @@ export default fp(
     const throttle = new LoginThrottleRepository(db);
     const sessions = new SessionsRepository(db);
     const passwordTokens = new PasswordTokensRepository(db);
-    const housekeeping = new Housekeeping({ sessions, passwordTokens, throttle });
+    const claims = new ClaimsRepository(db);
+    const longestTokenMs =
+      Math.max(config.auth.session_max_age_s, config.auth.set_password_token_ttl_s) * 1000;
+    const housekeeping = new Housekeeping({ sessions, passwordTokens, throttle, claims }, longestTokenMs);
     const audit = new AuditService(fastify.loggers.audit);
     const securityEvents = new SecurityEvents(fastify.loggers.security);
     const auth = new AuthService({
       users: usersRepository,
       sessions,
       throttle,
+      claims,
       jwt: fastify.jwt,
       audit,
       security: securityEvents,
@@ -46,6 +51,7 @@ export default fp(
       users: usersRepository,
       throttle,
       passwordTokens,
+      claims,
       audit,
       auth: () => auth,
       config,
