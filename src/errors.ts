@@ -24,6 +24,27 @@ export const Errors = {
     'Too many failed logins from this address; try again in %s seconds',
     429,
   ),
+  CHANNEL_NOT_FOUND: createError('CHANNEL_NOT_FOUND', 'Channel not found', 404),
+  MESSAGE_NOT_FOUND: createError('MESSAGE_NOT_FOUND', 'Message not found', 404),
+  NOTIFICATION_NOT_FOUND: createError('NOTIFICATION_NOT_FOUND', 'Notification not found', 404),
+  ANNOUNCEMENT_NOT_FOUND: createError('ANNOUNCEMENT_NOT_FOUND', 'Announcement not found', 404),
+  FILE_NOT_FOUND: createError('FILE_NOT_FOUND', 'File %s not found', 404),
+  NOT_CHANNEL_MEMBER: createError('NOT_CHANNEL_MEMBER', 'Join this channel first', 403),
+  NOT_MESSAGE_SENDER: createError('NOT_MESSAGE_SENDER', 'Only the sender can edit a message', 403),
+  CHANNEL_NAME_TAKEN: createError('CHANNEL_NAME_TAKEN', 'A channel with this name already exists', 409),
+  CHANNEL_ARCHIVED: createError('CHANNEL_ARCHIVED', 'This channel is archived', 409),
+  MEMBERSHIP_MANAGED: createError('MEMBERSHIP_MANAGED', '%s', 409),
+  LAST_OWNER: createError('LAST_OWNER', 'A group needs an owner: make someone else owner first', 409),
+  CLIENT_ID_CONFLICT: createError(
+    'CLIENT_ID_CONFLICT',
+    'This client_id was already used for a different message',
+    409,
+  ),
+  MESSAGE_DELETED: createError('MESSAGE_DELETED', 'This message was deleted', 409),
+  EDIT_WINDOW_CLOSED: createError('EDIT_WINDOW_CLOSED', 'This message can no longer be edited', 409),
+  TOO_MANY_REACTIONS: createError('TOO_MANY_REACTIONS', 'This message has too many different reactions', 409),
+  INVALID_REPLY_TO: createError('INVALID_REPLY_TO', 'reply_to must name a message in the same channel', 400),
+  INVALID_RECIPIENT: createError('INVALID_RECIPIENT', '%s', 400),
   ROUTE_NOT_FOUND: createError('ROUTE_NOT_FOUND', 'Route %s %s not found', 404),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'The request body is larger than %s bytes', 413),
   UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Content type %s is not supported here', 415),
@@ -43,6 +64,8 @@ export type ErrorCode = keyof typeof Errors;
 const MEANINGS: Record<string, string> = {
   VALIDATION_FAILED: 'The input is invalid; `details` names each failing field',
   IMPORT_INVALID: 'The staff list could not be read',
+  MEMBERSHIP_MANAGED: 'Membership of direct, department and general channels is managed by the server',
+  INVALID_RECIPIENT: 'The recipient cannot receive this message (e.g. yourself, or a disabled account)',
 };
 
 /**

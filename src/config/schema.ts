@@ -220,6 +220,15 @@ export const configSchema = z.object({
       .enum(['auto', 'pretty', 'json', 'off'], { error: 'expected auto, pretty, json or off' })
       .default('auto'),
   }),
+  messages: z.object({
+    max_length: int(1, 100_000).default(10_000),
+    edit_window_s: int(0, 31_536_000).default(900),
+    edit_history_limit: int(0, 1000).default(20),
+    max_reactions: int(1, 1000).default(50),
+  }),
+  announcements: z.object({
+    check_interval_s: num(0.05, 3600).default(5),
+  }),
   rate_limit: z.object({
     enabled: bool().default(true),
     messages_per_minute: int(1, 1_000_000).default(60),
@@ -299,6 +308,11 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   LOG_FREQUENCY: 'logging.frequency',
   LOG_RETENTION: 'logging.retention',
   LOG_CONSOLE: 'logging.console',
+  MESSAGE_MAX_LENGTH: 'messages.max_length',
+  MESSAGE_EDIT_WINDOW: 'messages.edit_window_s',
+  MESSAGE_EDIT_HISTORY: 'messages.edit_history_limit',
+  MESSAGE_MAX_REACTIONS: 'messages.max_reactions',
+  ANNOUNCEMENT_CHECK_INTERVAL: 'announcements.check_interval_s',
 };
 
 /** Keys whose values never appear in logs, errors or the admin config view. */

@@ -11,6 +11,11 @@ export const COLLECTIONS = {
   passwordTokens: 'password_tokens',
   loginAttempts: 'login_attempts',
   claims: 'claims',
+  channels: 'channels',
+  memberships: 'memberships',
+  messages: 'messages',
+  notifications: 'notifications',
+  announcements: 'announcements',
 } as const;
 
 export interface IndexDeclaration {
@@ -48,6 +53,68 @@ export const INDEXES: readonly IndexDeclaration[] = [
     collection: COLLECTIONS.loginThrottle,
     key: { updated_at: 1 },
     options: { name: 'login_throttle_updated' },
+  },
+  // Conversations. A channel's name is unique (direct channels get a name derived from the pair, so there
+  // is one per pair); memberships have the id "<channel>:<user>".
+  {
+    collection: COLLECTIONS.channels,
+    key: { name_lower: 1 },
+    options: { name: 'channels_name_unique', unique: true },
+  },
+  {
+    collection: COLLECTIONS.channels,
+    key: { kind: 1, name_lower: 1 },
+    options: { name: 'channels_kind_name' },
+  },
+  { collection: COLLECTIONS.channels, key: { department: 1 }, options: { name: 'channels_department' } },
+  {
+    collection: COLLECTIONS.memberships,
+    key: { user_id: 1, channel_id: 1 },
+    options: { name: 'memberships_user' },
+  },
+  {
+    collection: COLLECTIONS.memberships,
+    key: { channel_id: 1, user_id: 1 },
+    options: { name: 'memberships_channel' },
+  },
+  // seq and change_seq are allocated by inserting/stamping under these unique keys: the database, not a
+  // counter, decides who gets a number (FerretDB does not isolate $inc; see repositories/messages.ts).
+  {
+    collection: COLLECTIONS.messages,
+    key: { channel_id: 1, seq: 1 },
+    options: { name: 'messages_channel_seq_unique', unique: true },
+  },
+  {
+    collection: COLLECTIONS.messages,
+    key: { channel_id: 1, change_seq: 1 },
+    options: { name: 'messages_channel_change_unique', unique: true },
+  },
+  // Idempotent sends: client_key is the sender's client_id, or the message id when none was given.
+  {
+    collection: COLLECTIONS.messages,
+    key: { sender_id: 1, client_key: 1 },
+    options: { name: 'messages_sender_client_unique', unique: true },
+  },
+  { collection: COLLECTIONS.messages, key: { terms: 1, _id: -1 }, options: { name: 'messages_terms' } },
+  {
+    collection: COLLECTIONS.messages,
+    key: { channel_id: 1, _id: -1 },
+    options: { name: 'messages_channel_id' },
+  },
+  {
+    collection: COLLECTIONS.notifications,
+    key: { user_id: 1, _id: -1 },
+    options: { name: 'notifications_user' },
+  },
+  {
+    collection: COLLECTIONS.announcements,
+    key: { published_at: 1, scheduled_at: 1 },
+    options: { name: 'announcements_due' },
+  },
+  {
+    collection: COLLECTIONS.announcements,
+    key: { created_at: -1 },
+    options: { name: 'announcements_created' },
   },
 ];
 

@@ -1,6 +1,7 @@
 // Which driver errors mean "the database cannot be reached" (→ 503 DATABASE_UNAVAILABLE) rather than a bug.
 import {
   MongoNetworkError,
+  MongoServerError,
   MongoNotConnectedError,
   MongoServerSelectionError,
   MongoTopologyClosedError,
@@ -17,4 +18,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     (error instanceof Error && error.name === 'MongoPoolClearedError') ||
     (error instanceof Error && error.name === 'DatabaseUnavailableError')
   );
+}
+
+/** A write refused by a unique index (E11000). */
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === 11000;
 }

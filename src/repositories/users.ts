@@ -2,6 +2,7 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import type { Role } from '../auth/permissions.js';
 import { COLLECTIONS } from '../db/collections.js';
+import { escapeRegex } from '../lib/search-terms.js';
 
 export type UserStatus = 'active' | 'disabled';
 
@@ -61,6 +62,31 @@ export class UsersRepository {
     return this.users.updateOne({ _id: id }, { $set: { last_seen_at: at } });
   }
 
+  findByIds(ids: readonly string[]): Promise<UserDoc[]> {
+    return this.users.find({ _id: { $in: [...ids] } }).toArray();
+  }
+
+  /** Every active user's id and department (department and general channel membership). */
+  activeMembershipFacts(department?: string): Promise<Pick<UserDoc, '_id' | 'department'>[]> {
+    return this.users
+      .find(
+        { status: 'active', ...(department !== undefined ? { department } : {}) },
+        { projection: { _id: 1, department: 1 } },
+      )
+      .toArray();
+  }
+
+  /** Active users an @mention could mean: by email, or by a word of their name or email. */
+  mentionCandidates(emails: readonly string[], words: readonly string[], limit: number): Promise<UserDoc[]> {
+    return this.users
+      .find({
+        status: 'active',
+        $or: [{ email_lower: { $in: [...emails] } }, { search_terms: { $in: [...words] } }],
+      })
+      .limit(limit)
+      .toArray();
+  }
+
   countAdmins(): Promise<number> {
     return this.users.countDocuments({ roles: 'admin', status: 'active' });
   }
@@ -88,8 +114,4 @@ export class UsersRepository {
   list(limit: number): Promise<UserDoc[]> {
     return this.users.find({}).sort({ email_lower: 1 }).limit(limit).toArray();
   }
-}
-
-export function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

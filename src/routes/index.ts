@@ -8,6 +8,10 @@ import adminUsersRoutes from './admin/users.js';
 import authRoutes from './auth/index.js';
 import healthRoutes from './health/index.js';
 import usersRoutes from './users/index.js';
+import announcementsRoutes from './announcements/index.js';
+import channelsRoutes from './channels/index.js';
+import messagesRoutes from './messages/index.js';
+import notificationsRoutes from './notifications/index.js';
 
 const apiRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.setValidatorCompiler(validatorCompiler);
@@ -18,6 +22,10 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(authRoutes);
   await fastify.register(usersRoutes);
   await fastify.register(adminUsersRoutes);
+  await fastify.register(channelsRoutes);
+  await fastify.register(messagesRoutes);
+  await fastify.register(notificationsRoutes);
+  await fastify.register(announcementsRoutes);
 };
 
 export default apiRoutes;

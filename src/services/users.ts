@@ -1,6 +1,5 @@
 // Accounts and the staff directory: creation (admin, import, bootstrap, CLI), profile and password
 // changes, roles and status. Authorization is checked here, through the permission table.
-import { EventEmitter } from 'node:events';
 import { MongoServerError } from 'mongodb';
 import { assertCan, type Actor, type Role } from '../auth/permissions.js';
 import { assertStrongPassword, hashPassword } from '../auth/passwords.js';
@@ -79,8 +78,10 @@ export interface UserChangeEvent {
   previous: UserDoc | null;
 }
 
+export type UserChangeListener = (event: UserChangeEvent) => Promise<void>;
+
 export class UsersService {
-  readonly events = new EventEmitter<{ 'user.changed': [UserChangeEvent] }>();
+  private readonly changeListeners: UserChangeListener[] = [];
 
   constructor(
     private readonly deps: {
@@ -111,6 +112,15 @@ export class UsersService {
       { action, actor_id: actorId, target_type: 'user', target_id: targetId, ...extra },
       context,
     );
+  }
+
+  /** Runs after every user creation or change, before the call returns (department channel sync). */
+  onUserChanged(listener: UserChangeListener): void {
+    this.changeListeners.push(listener);
+  }
+
+  private async changed(event: UserChangeEvent): Promise<void> {
+    for (const listener of this.changeListeners) await listener(event);
   }
 
   toPublic(user: UserDoc): PublicUser {
@@ -182,7 +192,7 @@ export class UsersService {
     this.audit('user.create', actor.id, user._id, context, {
       details: { email: user.email, roles: user.roles },
     });
-    this.events.emit('user.changed', { user, previous: null });
+    await this.changed({ user, previous: null });
     return {
       user: this.toPublic(user),
       ...(setPasswordToken ? { set_password_token: setPasswordToken } : {}),
@@ -301,7 +311,7 @@ export class UsersService {
     }
     // Authentication caches the user briefly; role and status changes must apply at once here.
     this.deps.auth().forgetUser(user._id);
-    this.events.emit('user.changed', { user, previous });
+    await this.changed({ user, previous });
     return this.toPublic(user);
   }
 
@@ -321,7 +331,7 @@ export class UsersService {
       details: { fields: Object.keys(changes) },
     });
     this.deps.auth().forgetUser(user._id);
-    this.events.emit('user.changed', { user, previous });
+    await this.changed({ user, previous });
     return this.toPublic(user);
   }
 
@@ -482,7 +492,7 @@ export class UsersService {
       this.audit('user.create', actor.id, user._id, context, {
         details: { email: user.email, via: 'import' },
       });
-      this.events.emit('user.changed', { user, previous: null });
+      await this.changed({ user, previous: null });
       return {
         email: user.email,
         outcome: 'created',
@@ -558,7 +568,7 @@ export class UsersService {
     this.audit('user.create', SYSTEM_ACTOR.id, user._id, context, {
       details: { via: 'bootstrap', roles: user.roles },
     });
-    this.events.emit('user.changed', { user, previous: null });
+    await this.changed({ user, previous: null });
     log.info({ email, user_id: user._id }, 'first admin created');
   }
 

@@ -1,5 +1,7 @@
 // Builds the repositories and services once and shares them: fastify.users, fastify.auth, fastify.audit,
-// fastify.securityEvents. Routes call services; services call repositories.
+// fastify.securityEvents, fastify.channels, fastify.messages, fastify.notifications,
+// fastify.announcements and the event bus they publish to (fastify.events). Routes call services;
+// services call repositories.
 import fp from 'fastify-plugin';
 import { ClaimsRepository } from '../../repositories/claims.js';
 import { LoginThrottleRepository } from '../../repositories/login-throttle.js';
@@ -11,6 +13,15 @@ import { AuthService } from '../../services/auth.js';
 import { SecurityEvents } from '../../services/security-events.js';
 import { UsersService } from '../../services/users.js';
 import { Housekeeping } from '../../services/housekeeping.js';
+import { AnnouncementsRepository } from '../../repositories/announcements.js';
+import { ChannelsRepository } from '../../repositories/channels.js';
+import { MessagesRepository } from '../../repositories/messages.js';
+import { NotificationsRepository } from '../../repositories/notifications.js';
+import { AnnouncementsService } from '../../services/announcements.js';
+import { ChannelsService } from '../../services/channels.js';
+import { InProcessEventBus } from '../../services/events.js';
+import { MessagesService } from '../../services/messages.js';
+import { NotificationsService } from '../../services/notifications.js';
 
 const HOUSEKEEPING_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -21,6 +32,12 @@ declare module 'fastify' {
     auth: AuthService;
     users: UsersService;
     housekeeping: Housekeeping;
+    /** Realtime events published by the services; the realtime hub delivers them. */
+    events: InProcessEventBus;
+    channels: ChannelsService;
+    messages: MessagesService;
+    notifications: NotificationsService;
+    announcements: AnnouncementsService;
   }
 }
 
@@ -56,13 +73,73 @@ export default fp(
       auth: () => auth,
       config,
     });
+
+    const events = new InProcessEventBus();
+    const channelsRepository = new ChannelsRepository(db);
+    const messagesRepository = new MessagesRepository(db);
+    const channels = new ChannelsService({
+      channels: channelsRepository,
+      messages: messagesRepository,
+      users: usersRepository,
+      audit,
+      events,
+      config,
+    });
+    const notifications = new NotificationsService({
+      notifications: new NotificationsRepository(db),
+      channels: channelsRepository,
+      users: usersRepository,
+      events,
+      config,
+    });
+    const messages = new MessagesService({
+      messages: messagesRepository,
+      channels,
+      users,
+      notifications,
+      audit,
+      events,
+      config,
+      log: fastify.log,
+    });
+    const announcements = new AnnouncementsService({
+      announcements: new AnnouncementsRepository(db),
+      claims,
+      audit,
+      events,
+      config,
+    });
+    // Department and general channel membership follows every user creation, import and move.
+    users.onUserChanged((change) => channels.onUserChanged(change));
+
     fastify.decorate('housekeeping', housekeeping);
+    fastify.decorate('events', events);
+    fastify.decorate('channels', channels);
+    fastify.decorate('messages', messages);
+    fastify.decorate('notifications', notifications);
+    fastify.decorate('announcements', announcements);
     fastify.decorate('audit', audit);
     fastify.decorate('securityEvents', securityEvents);
     fastify.decorate('auth', auth);
     fastify.decorate('users', users);
 
     fastify.database.onReady('first-admin', async () => users.bootstrapAdmin(fastify.log));
+    // Heals memberships a crash or an outage left behind, and creates `general` on a new database.
+    fastify.database.onReady('channel-membership', async () => {
+      const result = await channels.reconcile();
+      if (result.added || result.removed) fastify.log.info(result, 'channel memberships reconciled');
+    });
+    // Announcements that fell due while the server was down go out now.
+    fastify.database.onReady('due-announcements', async () => {
+      await announcements.publishDue();
+    });
+    const announcementCheck = setInterval(() => {
+      if (!fastify.database.isReady) return;
+      announcements
+        .publishDue()
+        .catch((error: unknown) => fastify.log.warn({ err: error }, 'scheduled announcement check failed'));
+    }, config.announcements.check_interval_s * 1000);
+    announcementCheck.unref();
 
     // Hourly clean-up of records that would otherwise grow forever.
     const sweep = setInterval(() => {
@@ -71,9 +148,15 @@ export default fp(
         (removed) => fastify.log.info({ removed }, 'stale records removed'),
         (error: unknown) => fastify.log.warn({ err: error }, 'stale record sweep failed'),
       );
+      channels
+        .reconcile()
+        .catch((error: unknown) => fastify.log.warn({ err: error }, 'channel membership reconcile failed'));
     }, HOUSEKEEPING_INTERVAL_MS);
     sweep.unref();
-    fastify.addHook('onClose', async () => clearInterval(sweep));
+    fastify.addHook('onClose', async () => {
+      clearInterval(sweep);
+      clearInterval(announcementCheck);
+    });
   },
   { name: 'services', dependencies: ['config', 'database', 'jwt'] },
 );

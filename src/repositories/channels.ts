@@ -1,0 +1,170 @@
+// MongoDB access for channels and memberships. Plain objects in, plain objects out; no business rules.
+import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
+import { COLLECTIONS } from '../db/collections.js';
+
+export const CHANNEL_KINDS = ['direct', 'group', 'department', 'public'] as const;
+export type ChannelKind = (typeof CHANNEL_KINDS)[number];
+
+export interface ChannelDoc {
+  _id: string;
+  name: string;
+  /** Unique. Direct channels use "dm:<id>:<id>" (sorted ids), so a pair can only ever have one. */
+  name_lower: string;
+  kind: ChannelKind;
+  description: string | null;
+  /** Department channels: the department whose members they hold. */
+  department: string | null;
+  /** Direct channels: the two participants. */
+  participants: string[] | null;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
+  archived_at: Date | null;
+  /** The highest message seq known to be stored (advanced after each send; repaired from the messages). */
+  last_seq: number;
+  last_message_at: Date | null;
+}
+
+export type MemberRole = 'owner' | 'member';
+
+export interface MembershipDoc {
+  /** "<channel_id>:<user_id>": one membership per pair, and joining twice is a no-op. */
+  _id: string;
+  channel_id: string;
+  user_id: string;
+  role: MemberRole;
+  last_read_seq: number;
+  joined_at: Date;
+  muted: boolean;
+  hidden: boolean;
+}
+
+export function membershipId(channelId: string, userId: string): string {
+  return `${channelId}:${userId}`;
+}
+
+export class ChannelsRepository {
+  private readonly channels: Collection<ChannelDoc>;
+  private readonly memberships: Collection<MembershipDoc>;
+
+  constructor(db: Db) {
+    this.channels = db.collection<ChannelDoc>(COLLECTIONS.channels);
+    this.memberships = db.collection<MembershipDoc>(COLLECTIONS.memberships);
+  }
+
+  insert(channel: ChannelDoc): Promise<unknown> {
+    return this.channels.insertOne(channel);
+  }
+
+  findById(id: string): Promise<ChannelDoc | null> {
+    return this.channels.findOne({ _id: id });
+  }
+
+  findByName(name: string): Promise<ChannelDoc | null> {
+    return this.channels.findOne({ name_lower: name.toLowerCase() });
+  }
+
+  findByIds(ids: readonly string[]): Promise<ChannelDoc[]> {
+    return this.channels.find({ _id: { $in: [...ids] } }).toArray();
+  }
+
+  findDepartmentChannel(department: string): Promise<ChannelDoc | null> {
+    return this.channels.findOne({ kind: 'department', department });
+  }
+
+  listPublic(limit: number, afterName?: string): Promise<ChannelDoc[]> {
+    return this.channels
+      .find({
+        kind: 'public',
+        archived_at: null,
+        ...(afterName !== undefined ? { name_lower: { $gt: afterName } } : {}),
+      })
+      .sort({ name_lower: 1 })
+      .limit(limit)
+      .toArray();
+  }
+
+  update(id: string, set: Partial<ChannelDoc>): Promise<ChannelDoc | null> {
+    return this.channels.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' });
+  }
+
+  /** Moves last_seq forward to `seq` (never back). */
+  advanceLastSeq(id: string, seq: number, at: Date): Promise<unknown> {
+    return this.channels.updateOne(
+      { _id: id, last_seq: { $lt: seq } },
+      { $set: { last_seq: seq, last_message_at: at } },
+    );
+  }
+
+  // ---- memberships ----
+
+  findMembership(channelId: string, userId: string): Promise<MembershipDoc | null> {
+    return this.memberships.findOne({ _id: membershipId(channelId, userId) });
+  }
+
+  membershipsOfUser(userId: string): Promise<MembershipDoc[]> {
+    return this.memberships.find({ user_id: userId }).toArray();
+  }
+
+  /** The channel ids a user belongs to (for search scoping). */
+  async channelIdsOfUser(userId: string): Promise<string[]> {
+    const docs = await this.memberships
+      .find({ user_id: userId }, { projection: { channel_id: 1 } })
+      .toArray();
+    return docs.map((doc) => doc.channel_id);
+  }
+
+  members(channelId: string, limit: number, afterUserId?: string): Promise<MembershipDoc[]> {
+    return this.memberships
+      .find({ channel_id: channelId, ...(afterUserId ? { user_id: { $gt: afterUserId } } : {}) })
+      .sort({ channel_id: 1, user_id: 1 })
+      .limit(limit)
+      .toArray();
+  }
+
+  async memberIds(channelId: string): Promise<string[]> {
+    const docs = await this.memberships
+      .find({ channel_id: channelId }, { projection: { user_id: 1 } })
+      .toArray();
+    return docs.map((doc) => doc.user_id);
+  }
+
+  countMembers(channelId: string): Promise<number> {
+    return this.memberships.countDocuments({ channel_id: channelId });
+  }
+
+  /** Adds memberships that do not exist yet (existing ones are left as they are). */
+  async addMembers(memberships: readonly MembershipDoc[]): Promise<number> {
+    if (memberships.length === 0) return 0;
+    const operations: AnyBulkWriteOperation<MembershipDoc>[] = memberships.map((membership) => ({
+      updateOne: { filter: { _id: membership._id }, update: { $setOnInsert: membership }, upsert: true },
+    }));
+    const result = await this.memberships.bulkWrite(operations, { ordered: false });
+    return result.upsertedCount;
+  }
+
+  async removeMember(channelId: string, userId: string): Promise<boolean> {
+    const result = await this.memberships.deleteOne({ _id: membershipId(channelId, userId) });
+    return result.deletedCount === 1;
+  }
+
+  /** Moves last_read_seq forward to `seq` (never back). */
+  advanceReadSeq(channelId: string, userId: string, seq: number): Promise<unknown> {
+    return this.memberships.updateOne(
+      { _id: membershipId(channelId, userId), last_read_seq: { $lt: seq } },
+      { $set: { last_read_seq: seq } },
+    );
+  }
+
+  updateMembership(
+    channelId: string,
+    userId: string,
+    set: Partial<MembershipDoc>,
+  ): Promise<MembershipDoc | null> {
+    return this.memberships.findOneAndUpdate(
+      { _id: membershipId(channelId, userId) },
+      { $set: set },
+      { returnDocument: 'after' },
+    );
+  }
+}

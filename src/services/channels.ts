@@ -1,0 +1,795 @@
+// Channels and memberships: the four kinds and who may see, join and manage each, read positions and
+// unread counts, and the channels whose membership the server keeps in sync (direct pairs, `general`,
+// and one channel per department).
+//
+// Visibility: a member sees a channel; anyone sees a public one; moderators and admins also see group and
+// department channels (to manage them). Direct channels are seen by their two participants only. A channel
+// a caller cannot see answers 404, exactly as one that does not exist.
+import { EventEmitter } from 'node:events';
+import { assertCan, can, type Actor } from '../auth/permissions.js';
+import type { Config } from '../config/index.js';
+import { isDuplicateKey } from '../db/errors.js';
+import { Errors, validationError } from '../errors.js';
+import { isId, newId } from '../lib/ids.js';
+import { MonotonicWriter } from '../lib/monotonic-writer.js';
+import { words } from '../lib/search-terms.js';
+import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
+import {
+  membershipId,
+  type ChannelDoc,
+  type ChannelKind,
+  type ChannelsRepository,
+  type MemberRole,
+  type MembershipDoc,
+} from '../repositories/channels.js';
+import type { MessagesRepository } from '../repositories/messages.js';
+import type { UserDoc, UsersRepository } from '../repositories/users.js';
+import type { AuditService } from './audit.js';
+import { SYSTEM_ACTOR, type RequestContext } from './context.js';
+import type { EventPublisher } from './events.js';
+import type { UserChangeEvent } from './users.js';
+
+export const GENERAL_CHANNEL = 'general';
+
+/** Channels whose membership only the server changes. */
+function isManaged(channel: ChannelDoc): boolean {
+  return channel.kind === 'direct' || channel.kind === 'department' || channel.name_lower === GENERAL_CHANNEL;
+}
+
+export interface PublicChannel {
+  id: string;
+  name: string;
+  kind: ChannelKind;
+  description: string | null;
+  department: string | null;
+  participants: string[] | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  archived: boolean;
+  archived_at: string | null;
+  last_seq: number;
+  last_message_at: string | null;
+  unread_count: number;
+  membership: {
+    role: MemberRole;
+    last_read_seq: number;
+    joined_at: string;
+    muted: boolean;
+    hidden: boolean;
+  } | null;
+  member_count?: number;
+}
+
+export interface NewChannel {
+  name?: string;
+  kind: ChannelKind;
+  members?: string[];
+  description?: string | null;
+  department?: string;
+}
+
+export interface ChannelAccess {
+  channel: ChannelDoc;
+  membership: MembershipDoc | null;
+}
+
+/** Told to the realtime hub so its membership cache stays correct without reading the database. */
+export interface MembershipChange {
+  channelId: string;
+  userIds: string[];
+  change: 'added' | 'removed';
+}
+
+export class ChannelsService {
+  readonly events = new EventEmitter<{ 'membership.changed': [MembershipChange] }>();
+  /** Writes a channel's last_seq and members' read positions: one at a time per key, never backwards. */
+  private readonly lastSeqWriter: MonotonicWriter;
+  private readonly readWriter: MonotonicWriter;
+
+  constructor(
+    private readonly deps: {
+      channels: ChannelsRepository;
+      messages: MessagesRepository;
+      users: UsersRepository;
+      audit: AuditService;
+      events: EventPublisher;
+      config: Config;
+      now?: () => Date;
+    },
+  ) {
+    this.lastSeqWriter = new MonotonicWriter((channelId, seq) =>
+      deps.channels.advanceLastSeq(channelId, seq, this.now()),
+    );
+    this.readWriter = new MonotonicWriter((key, seq) => {
+      const [channelId, userId] = key.split(':') as [string, string];
+      return deps.channels.advanceReadSeq(channelId, userId, seq);
+    });
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  toPublic(channel: ChannelDoc, membership: MembershipDoc | null, memberCount?: number): PublicChannel {
+    const tz = this.deps.config.server.timezone;
+    return {
+      id: channel._id,
+      name: channel.name,
+      kind: channel.kind,
+      description: channel.description,
+      department: channel.department,
+      participants: channel.participants,
+      created_by: channel.created_by,
+      created_at: formatTimestamp(channel.created_at, tz),
+      updated_at: formatTimestamp(channel.updated_at, tz),
+      archived: channel.archived_at !== null,
+      archived_at: formatOptionalTimestamp(channel.archived_at, tz),
+      last_seq: channel.last_seq,
+      last_message_at: formatOptionalTimestamp(channel.last_message_at, tz),
+      unread_count: membership ? Math.max(0, channel.last_seq - membership.last_read_seq) : 0,
+      membership: membership
+        ? {
+            role: membership.role,
+            last_read_seq: membership.last_read_seq,
+            joined_at: formatTimestamp(membership.joined_at, tz),
+            muted: membership.muted,
+            hidden: membership.hidden,
+          }
+        : null,
+      ...(memberCount !== undefined ? { member_count: memberCount } : {}),
+    };
+  }
+
+  // ---- finding channels and checking access ----
+
+  /** A channel by id or unique name, whoever asks (callers check access). */
+  async find(reference: string): Promise<ChannelDoc | null> {
+    return isId(reference)
+      ? this.deps.channels.findById(reference)
+      : this.deps.channels.findByName(reference);
+  }
+
+  private canSee(actor: Actor, channel: ChannelDoc, membership: MembershipDoc | null): boolean {
+    if (membership) return true;
+    if (channel.kind === 'public') return true;
+    if (channel.kind === 'direct') return false;
+    return can(actor, 'channel.manage_members_any') || can(actor, 'channel.manage_any');
+  }
+
+  /** The channel and the caller's membership; CHANNEL_NOT_FOUND when it does not exist or is not visible. */
+  async access(actor: Actor, reference: string): Promise<ChannelAccess> {
+    const channel = await this.find(reference);
+    if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
+    const membership = await this.deps.channels.findMembership(channel._id, actor.id);
+    if (!this.canSee(actor, channel, membership)) throw new Errors.CHANNEL_NOT_FOUND();
+    return { channel, membership };
+  }
+
+  /** As `access`, and the caller must be a member (NOT_CHANNEL_MEMBER for a visible channel). */
+  async memberAccess(
+    actor: Actor,
+    reference: string,
+  ): Promise<ChannelAccess & { membership: MembershipDoc }> {
+    const access = await this.access(actor, reference);
+    if (!access.membership) throw new Errors.NOT_CHANNEL_MEMBER();
+    return access as ChannelAccess & { membership: MembershipDoc };
+  }
+
+  private assertOpen(channel: ChannelDoc): void {
+    if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
+  }
+
+  /** Owners manage their group and public channels; moderators and admins manage any. */
+  private assertCanManageMembers(actor: Actor, access: ChannelAccess): void {
+    if (isManaged(access.channel)) {
+      throw new Errors.MEMBERSHIP_MANAGED(
+        'Membership of direct, department and general channels is managed by the server',
+      );
+    }
+    if (access.membership?.role === 'owner') return;
+    assertCan(actor, 'channel.manage_members_any');
+  }
+
+  private assertCanEdit(actor: Actor, access: ChannelAccess): void {
+    const { channel } = access;
+    if (channel.kind === 'direct' || channel.name_lower === GENERAL_CHANNEL) throw new Errors.FORBIDDEN();
+    if (channel.kind !== 'department' && access.membership?.role === 'owner') return;
+    assertCan(actor, 'channel.manage_any');
+  }
+
+  // ---- creating and changing channels ----
+
+  /** Creates a channel; `created` is false for a direct channel that already existed. */
+  async create(
+    actor: Actor,
+    input: NewChannel,
+    context: RequestContext,
+  ): Promise<{ channel: PublicChannel; created: boolean }> {
+    if (input.kind === 'direct') return this.createDirectFromInput(actor, input);
+    assertCan(actor, `channel.create.${input.kind}`);
+    if (!input.name) throw validationError('name is required', [{ path: 'name', message: 'is required' }]);
+    if (input.kind === 'department' && input.members?.length) {
+      throw validationError('Department channels take their members from the department', [
+        { path: 'members', message: 'must be empty for a department channel' },
+      ]);
+    }
+    const members =
+      input.kind === 'department' ? [] : await this.resolveMembers(input.members ?? [], 'members');
+    const now = this.now();
+    const channel = channelDoc({
+      name: input.name,
+      kind: input.kind,
+      description: input.description ?? null,
+      department: input.kind === 'department' ? (input.department ?? input.name).trim() : null,
+      createdBy: actor.id,
+      now,
+    });
+    await this.insertChannel(channel);
+    if (input.kind === 'department') {
+      await this.syncDepartmentMembers(channel);
+    } else {
+      await this.addMemberships(channel, [{ userId: actor.id, role: 'owner' }]);
+      await this.addMemberships(
+        channel,
+        members
+          .filter((user) => user._id !== actor.id)
+          .map((user) => ({ userId: user._id, role: 'member' as const })),
+      );
+    }
+    this.deps.audit.record(
+      {
+        action: 'channel.create',
+        actor_id: actor.id,
+        target_type: 'channel',
+        target_id: channel._id,
+        details: { name: channel.name, kind: channel.kind },
+      },
+      context,
+    );
+    const membership = await this.deps.channels.findMembership(channel._id, actor.id);
+    return { channel: this.toPublic(channel, membership), created: true };
+  }
+
+  private async createDirectFromInput(
+    actor: Actor,
+    input: NewChannel,
+  ): Promise<{ channel: PublicChannel; created: boolean }> {
+    assertCan(actor, 'channel.create.direct');
+    const others = (input.members ?? []).filter((ref) => ref !== actor.id);
+    if (others.length !== 1) {
+      throw validationError('A direct channel is between you and exactly one other person', [
+        { path: 'members', message: 'must name exactly one other user' },
+      ]);
+    }
+    const [other] = await this.resolveMembers(others, 'members');
+    const { channel, membership, created } = await this.directChannel(actor, other!);
+    return { channel: this.toPublic(channel, membership), created };
+  }
+
+  /** The direct channel between the caller and `other`, created (with both memberships) on first use. */
+  async directChannel(
+    actor: Actor,
+    other: UserDoc,
+  ): Promise<ChannelAccess & { membership: MembershipDoc; created: boolean }> {
+    if (other._id === actor.id)
+      throw new Errors.INVALID_RECIPIENT('You cannot send a direct message to yourself');
+    const pair = [actor.id, other._id].sort();
+    const name = `dm:${pair[0]}:${pair[1]}`;
+    let channel = await this.deps.channels.findByName(name);
+    let created = false;
+    if (!channel) {
+      if (other.status !== 'active') throw new Errors.INVALID_RECIPIENT('This account is disabled');
+      const fresh = channelDoc({
+        name,
+        kind: 'direct',
+        description: null,
+        department: null,
+        participants: pair,
+        createdBy: actor.id,
+        now: this.now(),
+      });
+      // Two first messages racing: the unique name lets one insert win; the other uses the winner's.
+      const winner = await this.insertChannel(fresh, { ifExists: 'return' });
+      channel = winner ?? fresh;
+      created = winner === null;
+    }
+    // Ensured on every use: a crash between creating the channel and its memberships heals here.
+    let membership = await this.deps.channels.findMembership(channel._id, actor.id);
+    if (!membership || !(await this.deps.channels.findMembership(channel._id, other._id))) {
+      await this.addMemberships(
+        channel,
+        pair.map((userId) => ({ userId, role: 'member' as const })),
+      );
+      membership = await this.deps.channels.findMembership(channel._id, actor.id);
+    }
+    return { channel, membership: membership!, created };
+  }
+
+  async update(
+    actor: Actor,
+    reference: string,
+    changes: { name?: string; description?: string | null },
+    context: RequestContext,
+  ): Promise<PublicChannel> {
+    const access = await this.access(actor, reference);
+    this.assertCanEdit(actor, access);
+    this.assertOpen(access.channel);
+    const set: Partial<ChannelDoc> = { updated_at: this.now() };
+    if (changes.name !== undefined)
+      Object.assign(set, { name: changes.name, name_lower: changes.name.toLowerCase() });
+    if (changes.description !== undefined) set.description = changes.description;
+    let channel: ChannelDoc | null;
+    try {
+      channel = await this.deps.channels.update(access.channel._id, set);
+    } catch (error) {
+      if (isDuplicateKey(error)) throw new Errors.CHANNEL_NAME_TAKEN();
+      throw error;
+    }
+    if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
+    this.deps.audit.record(
+      {
+        action: 'channel.update',
+        actor_id: actor.id,
+        target_type: 'channel',
+        target_id: channel._id,
+        details: { fields: Object.keys(changes) },
+      },
+      context,
+    );
+    return this.toPublic(channel, access.membership);
+  }
+
+  /** Archives (never deletes): history stays readable, nobody can post. */
+  async archive(actor: Actor, reference: string, context: RequestContext): Promise<PublicChannel> {
+    const access = await this.access(actor, reference);
+    this.assertCanEdit(actor, access);
+    if (access.channel.archived_at) return this.toPublic(access.channel, access.membership);
+    const now = this.now();
+    const channel = await this.deps.channels.update(access.channel._id, {
+      archived_at: now,
+      updated_at: now,
+    });
+    if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
+    this.deps.audit.record(
+      { action: 'channel.archive', actor_id: actor.id, target_type: 'channel', target_id: channel._id },
+      context,
+    );
+    return this.toPublic(channel, access.membership);
+  }
+
+  // ---- reading channels ----
+
+  async get(actor: Actor, reference: string): Promise<PublicChannel> {
+    const { channel, membership } = await this.access(actor, reference);
+    return this.toPublic(channel, membership, await this.deps.channels.countMembers(channel._id));
+  }
+
+  /** The caller's channels (most recently active first), with unread counts. */
+  async listMine(actor: Actor, options: { includeArchived: boolean }): Promise<PublicChannel[]> {
+    const memberships = await this.deps.channels.membershipsOfUser(actor.id);
+    const byChannel = new Map(memberships.map((membership) => [membership.channel_id, membership]));
+    const channels = await this.deps.channels.findByIds([...byChannel.keys()]);
+    return channels
+      .filter((channel) => options.includeArchived || !channel.archived_at)
+      .sort(
+        (a, b) =>
+          (b.last_message_at?.getTime() ?? b.created_at.getTime()) -
+            (a.last_message_at?.getTime() ?? a.created_at.getTime()) ||
+          a.name_lower.localeCompare(b.name_lower),
+      )
+      .map((channel) => this.toPublic(channel, byChannel.get(channel._id) ?? null));
+  }
+
+  /** The ids of the channels the caller belongs to (search is limited to them). */
+  memberChannelIds(actor: Actor): Promise<string[]> {
+    return this.deps.channels.channelIdsOfUser(actor.id);
+  }
+
+  /** Public channels anyone may join, by name, with cursor paging. */
+  async listPublic(
+    actor: Actor,
+    options: { cursor?: string; limit: number },
+  ): Promise<{ channels: PublicChannel[]; next_cursor: string | null; has_more: boolean }> {
+    const page = await this.deps.channels.listPublic(options.limit + 1, options.cursor?.toLowerCase());
+    const hasMore = page.length > options.limit;
+    const channels = page.slice(0, options.limit);
+    const memberships = await Promise.all(
+      channels.map((channel) => this.deps.channels.findMembership(channel._id, actor.id)),
+    );
+    return {
+      channels: channels.map((channel, index) => this.toPublic(channel, memberships[index] ?? null)),
+      next_cursor: hasMore ? (channels.at(-1)?.name_lower ?? null) : null,
+      has_more: hasMore,
+    };
+  }
+
+  // ---- members ----
+
+  async listMembers(
+    actor: Actor,
+    reference: string,
+    options: { cursor?: string; limit: number },
+  ): Promise<{
+    members: { user_id: string; name: string; email: string; role: MemberRole; joined_at: string }[];
+    next_cursor: string | null;
+    has_more: boolean;
+  }> {
+    const { channel } = await this.access(actor, reference);
+    if (options.cursor !== undefined && !isId(options.cursor)) {
+      throw validationError('Invalid cursor', [
+        { path: 'cursor', message: 'is not a cursor this server issued' },
+      ]);
+    }
+    const page = await this.deps.channels.members(channel._id, options.limit + 1, options.cursor);
+    const hasMore = page.length > options.limit;
+    const memberships = page.slice(0, options.limit);
+    const users = new Map(
+      (await this.deps.users.findByIds(memberships.map((m) => m.user_id))).map((user) => [user._id, user]),
+    );
+    const tz = this.deps.config.server.timezone;
+    return {
+      members: memberships.flatMap((membership) => {
+        const user = users.get(membership.user_id);
+        if (!user) return [];
+        return [
+          {
+            user_id: user._id,
+            name: user.name,
+            email: user.email,
+            role: membership.role,
+            joined_at: formatTimestamp(membership.joined_at, tz),
+          },
+        ];
+      }),
+      next_cursor: hasMore ? (memberships.at(-1)?.user_id ?? null) : null,
+      has_more: hasMore,
+    };
+  }
+
+  async addMembers(
+    actor: Actor,
+    reference: string,
+    userReferences: string[],
+    context: RequestContext,
+  ): Promise<{ channel_id: string; added: string[] }> {
+    const access = await this.access(actor, reference);
+    this.assertCanManageMembers(actor, access);
+    this.assertOpen(access.channel);
+    const users = await this.resolveMembers(userReferences, 'members');
+    const added = await this.addMemberships(
+      access.channel,
+      users.map((user) => ({ userId: user._id, role: 'member' as const })),
+    );
+    if (added.length) {
+      this.deps.audit.record(
+        {
+          action: 'channel.members_add',
+          actor_id: actor.id,
+          target_type: 'channel',
+          target_id: access.channel._id,
+          details: { user_ids: added },
+        },
+        context,
+      );
+    }
+    return { channel_id: access.channel._id, added };
+  }
+
+  /** Removes a member; removing yourself is leaving. */
+  async removeMember(
+    actor: Actor,
+    reference: string,
+    userReference: string,
+    context: RequestContext,
+  ): Promise<void> {
+    const access = await this.access(actor, reference);
+    const target = await this.resolveUser(userReference);
+    const leaving = target._id === actor.id;
+    if (leaving) {
+      if (isManaged(access.channel)) {
+        throw new Errors.MEMBERSHIP_MANAGED('You cannot leave a direct, department or general channel');
+      }
+    } else {
+      this.assertCanManageMembers(actor, access);
+    }
+    const membership = leaving
+      ? access.membership
+      : await this.deps.channels.findMembership(access.channel._id, target._id);
+    if (!membership) throw new Errors.USER_NOT_FOUND();
+    if (membership.role === 'owner' && access.channel.kind === 'group') {
+      const owners = (await this.deps.channels.members(access.channel._id, 10_000)).filter(
+        (member) => member.role === 'owner',
+      );
+      const remaining = await this.deps.channels.countMembers(access.channel._id);
+      if (owners.length <= 1 && remaining > 1) throw new Errors.LAST_OWNER();
+    }
+    await this.deps.channels.removeMember(access.channel._id, target._id);
+    this.events.emit('membership.changed', {
+      channelId: access.channel._id,
+      userIds: [target._id],
+      change: 'removed',
+    });
+    this.deps.audit.record(
+      {
+        action: leaving ? 'channel.leave' : 'channel.members_remove',
+        actor_id: actor.id,
+        target_type: 'channel',
+        target_id: access.channel._id,
+        details: { user_id: target._id },
+      },
+      context,
+    );
+  }
+
+  /** Joins a public channel (idempotent). */
+  async join(actor: Actor, reference: string): Promise<PublicChannel> {
+    const access = await this.access(actor, reference);
+    if (access.membership) return this.toPublic(access.channel, access.membership);
+    if (access.channel.kind !== 'public') throw new Errors.FORBIDDEN();
+    this.assertOpen(access.channel);
+    await this.addMemberships(access.channel, [{ userId: actor.id, role: 'member' }]);
+    const membership = await this.deps.channels.findMembership(access.channel._id, actor.id);
+    return this.toPublic(access.channel, membership);
+  }
+
+  /** Mute or hide a channel for the caller. */
+  async updatePreferences(
+    actor: Actor,
+    reference: string,
+    changes: { muted?: boolean; hidden?: boolean },
+  ): Promise<PublicChannel> {
+    const access = await this.memberAccess(actor, reference);
+    const membership = await this.deps.channels.updateMembership(access.channel._id, actor.id, changes);
+    if (!membership) throw new Errors.NOT_CHANNEL_MEMBER();
+    return this.toPublic(access.channel, membership);
+  }
+
+  // ---- read positions ----
+
+  /** Moves the caller's read position forward to `seq`; returns the position and unread count. */
+  async markRead(
+    actor: Actor,
+    reference: string,
+    seq: number,
+  ): Promise<{ channel_id: string; last_read_seq: number; unread_count: number }> {
+    const { channel, membership } = await this.memberAccess(actor, reference);
+    // The channel record trails a send by one write; the messages themselves are the authority.
+    const lastSeq =
+      seq > channel.last_seq ? (await this.deps.messages.highWaterMarks(channel._id)).seq : channel.last_seq;
+    if (seq > lastSeq) {
+      throw validationError(`seq is beyond the channel's last message (${lastSeq})`, [
+        { path: 'seq', message: `must be at most ${lastSeq}` },
+      ]);
+    }
+    const lastRead = Math.max(seq, membership.last_read_seq);
+    if (seq > membership.last_read_seq) {
+      await this.readWriter.advance(membershipId(channel._id, actor.id), seq);
+      this.deps.events.publish(
+        { type: 'read_receipt', channel_id: channel._id, user_id: actor.id, seq },
+        { kind: 'channel', channelId: channel._id },
+      );
+    }
+    const unread = Math.max(0, lastSeq - lastRead);
+    this.deps.events.publish(
+      { type: 'unread_update', channel_id: channel._id, unread_count: unread },
+      { kind: 'users', userIds: [actor.id] },
+    );
+    return { channel_id: channel._id, last_read_seq: lastRead, unread_count: unread };
+  }
+
+  /** After a send: the channel's last seq moves forward and the sender has read their own message. */
+  async recordSend(channelId: string, senderId: string, seq: number): Promise<void> {
+    await Promise.all([
+      this.lastSeqWriter.advance(channelId, seq),
+      this.readWriter.advance(membershipId(channelId, senderId), seq),
+    ]);
+  }
+
+  /** Repairs a channel whose last_seq fell behind its messages (a crash between a send's two writes). */
+  async repairLastSeq(channelId: string, seq: number): Promise<void> {
+    await this.lastSeqWriter.advance(channelId, seq);
+  }
+
+  // ---- channels the server keeps in sync ----
+
+  /** `general` exists and every active user is in it; every department has its channel with its people. */
+  async reconcile(): Promise<{ added: number; removed: number }> {
+    const general = await this.ensureGeneral();
+    const users = await this.deps.users.activeMembershipFacts();
+    const generalMembers = new Set(await this.deps.channels.memberIds(general._id));
+    let added = (
+      await this.addMemberships(
+        general,
+        users
+          .filter((user) => !generalMembers.has(user._id))
+          .map((user) => ({ userId: user._id, role: 'member' as const })),
+      )
+    ).length;
+    let removed = 0;
+    const departments = new Set(users.map((user) => user.department));
+    for (const department of departments) {
+      const channel = await this.ensureDepartmentChannel(department);
+      const result = await this.syncDepartmentMembers(channel);
+      added += result.added;
+      removed += result.removed;
+    }
+    return { added, removed };
+  }
+
+  /** Keeps `general` and department channels right when a user is created, imported or moved. */
+  async onUserChanged({ user, previous }: UserChangeEvent): Promise<void> {
+    if (user.status !== 'active') return;
+    const general = await this.ensureGeneral();
+    await this.addMemberships(general, [{ userId: user._id, role: 'member' }]);
+    const department = await this.ensureDepartmentChannel(user.department);
+    await this.addMemberships(department, [{ userId: user._id, role: 'member' }]);
+    if (previous && previous.department !== user.department) {
+      const old = await this.deps.channels.findDepartmentChannel(previous.department);
+      if (old && (await this.deps.channels.removeMember(old._id, user._id))) {
+        this.events.emit('membership.changed', {
+          channelId: old._id,
+          userIds: [user._id],
+          change: 'removed',
+        });
+      }
+    }
+  }
+
+  async ensureGeneral(): Promise<ChannelDoc> {
+    const existing = await this.deps.channels.findByName(GENERAL_CHANNEL);
+    if (existing) return existing;
+    const channel = channelDoc({
+      name: GENERAL_CHANNEL,
+      kind: 'public',
+      description: 'Everyone in the company',
+      department: null,
+      createdBy: SYSTEM_ACTOR.id,
+      now: this.now(),
+    });
+    return (await this.insertChannel(channel, { ifExists: 'return' })) ?? channel;
+  }
+
+  private async ensureDepartmentChannel(department: string): Promise<ChannelDoc> {
+    const existing = await this.deps.channels.findDepartmentChannel(department);
+    if (existing) return existing;
+    const slug = words(department).join('-').slice(0, 60) || 'unnamed';
+    for (const name of [`dept-${slug}`, `dept-${slug}-${newId().slice(-6)}`]) {
+      const channel = channelDoc({
+        name,
+        kind: 'department',
+        description: `Everyone in ${department}`,
+        department,
+        createdBy: SYSTEM_ACTOR.id,
+        now: this.now(),
+      });
+      const winner = await this.insertChannel(channel, { ifExists: 'return' });
+      if (!winner) return channel;
+      // The name was taken: by this department's channel (a race), or by another channel.
+      if (winner.kind === 'department' && winner.department === department) return winner;
+    }
+    throw new Error(`could not name the channel of department ${department}`);
+  }
+
+  /** Makes a department channel's members exactly the department's active users. */
+  private async syncDepartmentMembers(channel: ChannelDoc): Promise<{ added: number; removed: number }> {
+    const people = await this.deps.users.activeMembershipFacts(channel.department ?? '');
+    const wanted = new Set(people.map((user) => user._id));
+    const current = new Set(await this.deps.channels.memberIds(channel._id));
+    const added = await this.addMemberships(
+      channel,
+      [...wanted].filter((id) => !current.has(id)).map((userId) => ({ userId, role: 'member' as const })),
+    );
+    const stale = [...current].filter((id) => !wanted.has(id));
+    for (const userId of stale) await this.deps.channels.removeMember(channel._id, userId);
+    if (stale.length)
+      this.events.emit('membership.changed', { channelId: channel._id, userIds: stale, change: 'removed' });
+    return { added: added.length, removed: stale.length };
+  }
+
+  // ---- helpers ----
+
+  /** Adds memberships (new members start with nothing unread); returns the user ids actually added. */
+  private async addMemberships(
+    channel: ChannelDoc,
+    entries: { userId: string; role: MemberRole }[],
+  ): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const existing = new Set(
+      (
+        await Promise.all(
+          entries.map((entry) => this.deps.channels.findMembership(channel._id, entry.userId)),
+        )
+      ).flatMap((membership) => (membership ? [membership.user_id] : [])),
+    );
+    const now = this.now();
+    const fresh = entries.filter((entry) => !existing.has(entry.userId));
+    await this.deps.channels.addMembers(
+      fresh.map((entry) => ({
+        _id: membershipId(channel._id, entry.userId),
+        channel_id: channel._id,
+        user_id: entry.userId,
+        role: entry.role,
+        last_read_seq: channel.last_seq,
+        joined_at: now,
+        muted: false,
+        hidden: false,
+      })),
+    );
+    const added = fresh.map((entry) => entry.userId);
+    if (added.length)
+      this.events.emit('membership.changed', { channelId: channel._id, userIds: added, change: 'added' });
+    return added;
+  }
+
+  private async resolveUser(reference: string): Promise<UserDoc> {
+    const user = reference.includes('@')
+      ? await this.deps.users.findByEmail(reference)
+      : isId(reference)
+        ? await this.deps.users.findById(reference)
+        : null;
+    if (!user) throw new Errors.USER_NOT_FOUND();
+    return user;
+  }
+
+  /** Users named in a request body; unknown or disabled ones fail validation with their position. */
+  private async resolveMembers(references: string[], field: string): Promise<UserDoc[]> {
+    const users: UserDoc[] = [];
+    const details: { path: string; message: string }[] = [];
+    for (const [index, reference] of references.entries()) {
+      const user = await this.resolveUser(reference).catch(() => null);
+      if (!user) details.push({ path: `${field}.${index}`, message: 'is not a known user' });
+      else if (user.status !== 'active')
+        details.push({ path: `${field}.${index}`, message: 'is a disabled account' });
+      else if (!users.some((known) => known._id === user._id)) users.push(user);
+    }
+    if (details.length) throw validationError('Some members are not valid users', details);
+    return users;
+  }
+
+  /**
+   * Inserts a channel and returns null. When the name is taken: CHANNEL_NAME_TAKEN, or with
+   * ifExists 'return', the channel that holds the name.
+   */
+  private async insertChannel(
+    channel: ChannelDoc,
+    options: { ifExists?: 'return' } = {},
+  ): Promise<ChannelDoc | null> {
+    try {
+      await this.deps.channels.insert(channel);
+      return null;
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      if (options.ifExists !== 'return') throw new Errors.CHANNEL_NAME_TAKEN();
+      const existing = await this.deps.channels.findByName(channel.name);
+      if (!existing) throw error;
+      return existing;
+    }
+  }
+}
+
+function channelDoc(fields: {
+  name: string;
+  kind: ChannelKind;
+  description: string | null;
+  department: string | null;
+  participants?: string[];
+  createdBy: string;
+  now: Date;
+}): ChannelDoc {
+  return {
+    _id: newId(),
+    name: fields.name,
+    name_lower: fields.name.toLowerCase(),
+    kind: fields.kind,
+    description: fields.description,
+    department: fields.department,
+    participants: fields.participants ?? null,
+    created_by: fields.createdBy,
+    created_at: fields.now,
+    updated_at: fields.now,
+    archived_at: null,
+    last_seq: 0,
+    last_message_at: null,
+  };
+}

@@ -1,0 +1,621 @@
+// Messages: send (idempotent per sender's client_id), history, the changes feed, edit, delete, hide,
+// reactions and search. REST routes and the WebSocket hub call the very same methods.
+//
+// Numbering. Each channel has two sequences: `seq` numbers its messages (strictly increasing, gap-free)
+// and `change_seq` numbers every change (a send, an edit, a delete, a reaction), so the changes feed is
+// one indexed query: "change_seq > since, in order". Numbers are claimed through unique indexes (see
+// repositories/messages.ts). Inside this process, writers of one channel take turns (KeyedQueue), so the
+// next numbers are known without asking the database; a collision (another server process wrote) makes
+// the writer re-read the high-water marks and try again. Taking turns also means events are published in
+// seq order and a failed send leaves no gap.
+import { can, type Actor } from '../auth/permissions.js';
+import type { Config } from '../config/index.js';
+import { isDuplicateKey } from '../db/errors.js';
+import { Errors, validationError, withRetryAfter } from '../errors.js';
+import { isId, newId } from '../lib/ids.js';
+import { KeyedQueue } from '../lib/keyed-queue.js';
+import { termsOf, words } from '../lib/search-terms.js';
+import type { ChannelDoc, MembershipDoc } from '../repositories/channels.js';
+import type { AttachmentDoc, MessageDoc, MessagesRepository } from '../repositories/messages.js';
+import type { UsersService } from './users.js';
+import type { AuditService } from './audit.js';
+import type { ChannelsService } from './channels.js';
+import type { Principal, RequestContext } from './context.js';
+import type { EventPublisher } from './events.js';
+import {
+  applyReaction,
+  checkContent,
+  checkReaction,
+  publicMessage,
+  publicReactions,
+  type MessageType,
+  type PublicMessage,
+  type PublicReaction,
+} from './message-content.js';
+import type { NotificationsService } from './notifications.js';
+
+/** How long this process trusts its own idea of a channel's high-water marks (other processes may write). */
+const MARKS_TTL_MS = 2_000;
+const MAX_NUMBERING_ATTEMPTS = 100;
+
+export interface SendInput {
+  content: string;
+  channel_id?: string;
+  recipient_id?: string;
+  message_type?: MessageType;
+  client_id?: string;
+  reply_to?: string | null;
+  attachments?: string[];
+}
+
+/** Turns file ids into attachment metadata the caller may share (the files issue provides the real one). */
+export type AttachmentResolver = (
+  actor: Actor,
+  fileIds: string[],
+  channelId: string,
+) => Promise<AttachmentDoc[]>;
+
+/** Until uploads exist, no file id names a file. */
+export const noFilesYet: AttachmentResolver = async (_actor, fileIds) => {
+  throw new Errors.FILE_NOT_FOUND(fileIds[0]);
+};
+
+export type ReactionAction = 'add' | 'remove' | 'replace';
+
+interface Marks {
+  seq: number;
+  changeSeq: number;
+  loadedAt: number;
+}
+
+/** A fixed one-minute window per sender: MESSAGES_PER_MINUTE across REST and WebSocket. */
+class SendRateLimiter {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(private readonly perMinute: number) {}
+
+  /** Seconds to wait, or 0 when the sender may send now (and the send is counted). */
+  take(userId: string, now: number): number {
+    const window = this.windows.get(userId);
+    if (!window || now - window.start >= 60_000) {
+      if (this.windows.size > 100_000) this.prune(now);
+      this.windows.set(userId, { start: now, count: 1 });
+      return 0;
+    }
+    if (window.count >= this.perMinute) return Math.ceil((window.start + 60_000 - now) / 1000);
+    window.count += 1;
+    return 0;
+  }
+
+  private prune(now: number): void {
+    for (const [userId, window] of this.windows)
+      if (now - window.start >= 60_000) this.windows.delete(userId);
+  }
+}
+
+export class MessagesService {
+  private readonly turns = new KeyedQueue();
+  private readonly marks = new Map<string, Marks>();
+  private readonly rateLimiter: SendRateLimiter;
+  private attachments: AttachmentResolver = noFilesYet;
+
+  constructor(
+    private readonly deps: {
+      messages: MessagesRepository;
+      channels: ChannelsService;
+      users: UsersService;
+      notifications: NotificationsService;
+      audit: AuditService;
+      events: EventPublisher;
+      config: Config;
+      log: { warn(object: object, message: string): void };
+      now?: () => Date;
+    },
+  ) {
+    this.rateLimiter = new SendRateLimiter(deps.config.rate_limit.messages_per_minute);
+  }
+
+  /** The files issue plugs in the resolver that checks stored files and who may share them. */
+  useAttachmentResolver(resolver: AttachmentResolver): void {
+    this.attachments = resolver;
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  toPublic(message: MessageDoc): PublicMessage {
+    return publicMessage(message, this.deps.config.server.timezone);
+  }
+
+  // ---- numbering ----
+
+  private async currentMarks(channelId: string, refresh: boolean): Promise<Marks> {
+    const known = this.marks.get(channelId);
+    if (known && !refresh && Date.now() - known.loadedAt < MARKS_TTL_MS) return known;
+    const loaded = await this.deps.messages.highWaterMarks(channelId);
+    const marks = { ...loaded, loadedAt: Date.now() };
+    if (this.marks.size > 10_000) this.forgetStaleMarks();
+    this.marks.set(channelId, marks);
+    return marks;
+  }
+
+  private forgetStaleMarks(): void {
+    const now = Date.now();
+    for (const [channelId, marks] of this.marks)
+      if (now - marks.loadedAt >= MARKS_TTL_MS) this.marks.delete(channelId);
+  }
+
+  /** The highest message seq stored in a channel (for read positions ahead of the channel record). */
+  async latestSeq(channelId: string): Promise<number> {
+    return (await this.deps.messages.highWaterMarks(channelId)).seq;
+  }
+
+  // ---- sending ----
+
+  /** Sends a message; with a client_id already used by this sender, returns the stored one instead. */
+  async send(principal: Principal, input: SendInput): Promise<{ message: PublicMessage; created: boolean }> {
+    const content = checkContent(input.content, this.deps.config);
+    const messageType = input.message_type ?? 'text';
+    const fileIds = input.attachments ?? [];
+    if (messageType === 'file' && fileIds.length === 0) {
+      throw validationError('A file message needs attachments', [
+        { path: 'attachments', message: 'must name at least one file for message_type file' },
+      ]);
+    }
+    const { channel, recipientId } = await this.target(principal, input);
+
+    if (input.client_id !== undefined) {
+      const existing = await this.deps.messages.findByClientKey(principal.id, input.client_id);
+      if (existing) return { message: this.replay(existing, channel, content), created: false };
+    }
+    if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
+    this.takeSendAllowance(principal.id);
+
+    let replyTo: string | null = null;
+    if (input.reply_to) {
+      const parent = isId(input.reply_to) ? await this.deps.messages.findById(input.reply_to) : null;
+      if (!parent || parent.channel_id !== channel._id) throw new Errors.INVALID_REPLY_TO();
+      replyTo = parent._id;
+    }
+    const attachments = fileIds.length ? await this.attachments(principal, fileIds, channel._id) : [];
+
+    const id = newId();
+    const draft: Omit<MessageDoc, 'seq' | 'change_seq'> = {
+      _id: id,
+      channel_id: channel._id,
+      channel_kind: channel.kind,
+      recipient_id: recipientId,
+      sender_id: principal.id,
+      sender_name: principal.name,
+      content,
+      message_type: messageType,
+      reply_to: replyTo,
+      attachments,
+      reactions: [],
+      edited_at: null,
+      edit_history: [],
+      deleted: false,
+      deleted_at: null,
+      deleted_by: null,
+      hidden_for: [],
+      terms: termsOf(content),
+      mentions: [],
+      client_id: input.client_id ?? null,
+      client_key: input.client_id ?? id,
+      created_at: this.now(),
+    };
+
+    const stored = await this.turns.run(channel._id, async () => {
+      for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt += 1) {
+        const marks = await this.currentMarks(channel._id, attempt > 0);
+        const message: MessageDoc = { ...draft, seq: marks.seq + 1, change_seq: marks.changeSeq + 1 };
+        try {
+          await this.deps.messages.insert(message);
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+          // Either the client_id was used by a concurrent retry (return that message) or another
+          // process took the number (re-read the marks and try the next one).
+          if (input.client_id !== undefined) {
+            const existing = await this.deps.messages.findByClientKey(principal.id, input.client_id);
+            if (existing) return { message: existing, created: false };
+          }
+          continue;
+        }
+        marks.seq = message.seq;
+        marks.changeSeq = message.change_seq;
+        this.publishMessage(message);
+        return { message, created: true };
+      }
+      throw new Error(`no free sequence number in channel ${channel._id}`);
+    });
+    if (!stored.created) return { message: this.replay(stored.message, channel, content), created: false };
+
+    const message = stored.message;
+    await this.deps.channels.recordSend(channel._id, principal.id, message.seq);
+    try {
+      await this.deps.notifications.notifyMentions(message, channel);
+    } catch (error) {
+      // The message is stored and delivered; a lost mention notification is logged, not fatal.
+      this.deps.log.warn({ err: error, message_id: message._id }, 'mention notifications failed');
+    }
+    return { message: this.toPublic(message), created: true };
+  }
+
+  /** A retried send: the stored message, unless the client_id now comes with something else. */
+  private replay(existing: MessageDoc, channel: ChannelDoc, content: string): PublicMessage {
+    if (existing.channel_id !== channel._id || (existing.content !== content && !existing.deleted)) {
+      throw new Errors.CLIENT_ID_CONFLICT();
+    }
+    return this.toPublic(existing);
+  }
+
+  private takeSendAllowance(userId: string): void {
+    if (!this.deps.config.rate_limit.enabled) return;
+    const wait = this.rateLimiter.take(userId, Date.now());
+    if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
+  }
+
+  /** Where a send goes: a channel the caller belongs to, or the direct channel with a recipient. */
+  private async target(
+    principal: Principal,
+    input: SendInput,
+  ): Promise<{ channel: ChannelDoc; membership: MembershipDoc; recipientId: string | null }> {
+    if (input.recipient_id !== undefined) {
+      const recipient = await this.deps.users.resolve(input.recipient_id).catch((error: unknown) => {
+        if ((error as { code?: string }).code === 'USER_NOT_FOUND') {
+          throw new Errors.INVALID_RECIPIENT('The recipient is not a known user');
+        }
+        throw error;
+      });
+      const direct = await this.deps.channels.directChannel(principal, recipient);
+      return { ...direct, recipientId: recipient._id };
+    }
+    const access = await this.deps.channels.memberAccess(principal, input.channel_id!);
+    const recipientId =
+      access.channel.kind === 'direct'
+        ? (access.channel.participants?.find((id) => id !== principal.id) ?? null)
+        : null;
+    return { ...access, recipientId };
+  }
+
+  private publishMessage(message: MessageDoc): void {
+    this.deps.events.publish(
+      {
+        type: message.channel_kind === 'direct' ? 'personal_message' : 'chat_message',
+        ...this.toPublic(message),
+      },
+      { kind: 'channel', channelId: message.channel_id },
+    );
+  }
+
+  // ---- reading ----
+
+  /** Messages by seq: the latest `limit`, or before/after a seq; always in ascending seq order. */
+  async history(
+    actor: Actor,
+    reference: string,
+    query: { before_seq?: number; after_seq?: number; limit: number },
+  ): Promise<{ channel_id: string; messages: PublicMessage[]; has_more: boolean; last_seq: number }> {
+    const { channel } = await this.deps.channels.memberAccess(actor, reference);
+    return this.page(actor, channel, { afterSeq: query.after_seq, beforeSeq: query.before_seq }, query.limit);
+  }
+
+  private async page(
+    actor: Actor,
+    channel: ChannelDoc,
+    range: { afterSeq?: number; beforeSeq?: number },
+    limit: number,
+  ): Promise<{ channel_id: string; messages: PublicMessage[]; has_more: boolean; last_seq: number }> {
+    const ascending = range.afterSeq !== undefined && range.beforeSeq === undefined;
+    const docs = await this.deps.messages.page(channel._id, actor.id, range, limit + 1);
+    const hasMore = docs.length > limit;
+    const kept = docs.slice(0, limit);
+    if (!ascending) kept.reverse();
+    const lastSeq = Math.max(channel.last_seq, ...kept.map((doc) => doc.seq));
+    return {
+      channel_id: channel._id,
+      messages: kept.map((doc) => this.toPublic(doc)),
+      has_more: hasMore,
+      last_seq: lastSeq,
+    };
+  }
+
+  /** The seed's history form: by channel or by the other person of a direct conversation; cursors are message ids. */
+  async seedHistory(
+    principal: Principal,
+    query: { channel_id?: string; recipient_id?: string; before?: string; after?: string; limit: number },
+  ): Promise<{ channel_id: string | null; messages: PublicMessage[]; has_more: boolean; last_seq: number }> {
+    let channel: ChannelDoc;
+    if (query.recipient_id !== undefined) {
+      const other = await this.deps.users.resolve(query.recipient_id);
+      const pair = [principal.id, other._id].sort();
+      const direct = await this.deps.channels.find(`dm:${pair[0]}:${pair[1]}`);
+      if (!direct || other._id === principal.id)
+        return { channel_id: null, messages: [], has_more: false, last_seq: 0 };
+      channel = (await this.deps.channels.memberAccess(principal, direct._id)).channel;
+    } else {
+      channel = (await this.deps.channels.memberAccess(principal, query.channel_id!)).channel;
+    }
+    const cursorSeq = async (field: 'before' | 'after', id: string | undefined) => {
+      if (id === undefined) return undefined;
+      const message = isId(id) ? await this.deps.messages.findById(id) : null;
+      if (!message || message.channel_id !== channel._id) {
+        throw validationError(`Invalid ${field} cursor`, [
+          { path: field, message: 'must be the id of a message in this conversation' },
+        ]);
+      }
+      return message.seq;
+    };
+    return this.page(
+      principal,
+      channel,
+      { beforeSeq: await cursorSeq('before', query.before), afterSeq: await cursorSeq('after', query.after) },
+      query.limit,
+    );
+  }
+
+  /** Every message created, edited, deleted or reacted to after position `since`, in order, as it is now. */
+  async changes(
+    actor: Actor,
+    reference: string,
+    query: { since_seq: number; limit: number },
+  ): Promise<{ channel_id: string; messages: PublicMessage[]; last_seq: number; has_more: boolean }> {
+    const { channel } = await this.deps.channels.memberAccess(actor, reference);
+    const docs = await this.deps.messages.changes(channel._id, actor.id, query.since_seq, query.limit + 1);
+    const hasMore = docs.length > query.limit;
+    const kept = docs.slice(0, query.limit);
+    // With nothing new, the high-water mark is the channel's own (never beyond it, so a client that
+    // sent a position from elsewhere is corrected rather than made to skip what comes next).
+    const lastSeq =
+      kept.at(-1)?.change_seq ??
+      Math.min(query.since_seq, (await this.deps.messages.highWaterMarks(channel._id)).changeSeq);
+    return {
+      channel_id: channel._id,
+      messages: kept.map((doc) => this.toPublic(doc)),
+      last_seq: lastSeq,
+      has_more: hasMore,
+    };
+  }
+
+  // ---- changing messages ----
+
+  /** A message and its channel, if the caller can see the channel; MESSAGE_NOT_FOUND otherwise. */
+  private async visibleMessage(actor: Actor, messageId: string, { memberOnly = true } = {}) {
+    const message = isId(messageId) ? await this.deps.messages.findById(messageId) : null;
+    if (!message || message.hidden_for.includes(actor.id)) throw new Errors.MESSAGE_NOT_FOUND();
+    try {
+      const access = memberOnly
+        ? await this.deps.channels.memberAccess(actor, message.channel_id)
+        : await this.deps.channels.access(actor, message.channel_id);
+      return { message, ...access };
+    } catch (error) {
+      if ((error as { code?: string }).code === 'CHANNEL_NOT_FOUND') throw new Errors.MESSAGE_NOT_FOUND();
+      throw error;
+    }
+  }
+
+  /**
+   * Applies `change` to the current version of a message under the channel's turn, stamping it with the
+   * next change position. `change` returns the fields to set, or null when nothing changes.
+   */
+  private async mutate(
+    messageId: string,
+    channelId: string,
+    change: (current: MessageDoc) => Partial<MessageDoc> | null,
+  ): Promise<{ message: MessageDoc; changed: boolean }> {
+    return this.turns.run(channelId, async () => {
+      for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt += 1) {
+        const current = await this.deps.messages.findById(messageId);
+        if (!current) throw new Errors.MESSAGE_NOT_FOUND();
+        const set = change(current);
+        if (!set) return { message: current, changed: false };
+        const marks = await this.currentMarks(channelId, attempt > 0);
+        const changeSeq = marks.changeSeq + 1;
+        let updated: MessageDoc | null;
+        try {
+          updated = await this.deps.messages.restamp(messageId, current.change_seq, changeSeq, set);
+        } catch (error) {
+          if (isDuplicateKey(error)) continue;
+          throw error;
+        }
+        if (!updated) continue; // changed meanwhile by another process: read it again
+        marks.changeSeq = changeSeq;
+        return { message: updated, changed: true };
+      }
+      throw new Error(`no free change position in channel ${channelId}`);
+    });
+  }
+
+  async edit(principal: Principal, messageId: string, rawContent: string): Promise<PublicMessage> {
+    const content = checkContent(rawContent, this.deps.config);
+    const { message, channel } = await this.visibleMessage(principal, messageId);
+    if (message.sender_id !== principal.id) throw new Errors.NOT_MESSAGE_SENDER();
+    if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
+    const { edit_window_s: window, edit_history_limit: historyLimit } = this.deps.config.messages;
+    const result = await this.mutate(message._id, channel._id, (current) => {
+      if (current.deleted) throw new Errors.MESSAGE_DELETED();
+      if (this.now().getTime() - current.created_at.getTime() > window * 1000)
+        throw new Errors.EDIT_WINDOW_CLOSED();
+      if (current.content === content) return null;
+      const history = [
+        ...current.edit_history,
+        { content: current.content, edited_at: current.edited_at ?? current.created_at },
+      ];
+      return {
+        content,
+        terms: termsOf(content),
+        edited_at: this.now(),
+        edit_history: historyLimit > 0 ? history.slice(-historyLimit) : [],
+      };
+    });
+    if (result.changed) this.publishUpdate(result.message);
+    return this.toPublic(result.message);
+  }
+
+  /** Deletes for everyone: a tombstone keeps id and seq; content, attachments and reactions go. */
+  async remove(principal: Principal, messageId: string, context: RequestContext): Promise<PublicMessage> {
+    const { message, channel } = await this.visibleMessage(principal, messageId, { memberOnly: false });
+    const bySender = message.sender_id === principal.id;
+    if (!bySender) {
+      if (!can(principal, 'message.delete_any')) {
+        throw channel.kind === 'public' || (await this.isMember(principal, channel))
+          ? new Errors.FORBIDDEN()
+          : new Errors.MESSAGE_NOT_FOUND();
+      }
+    } else if (!(await this.isMember(principal, channel))) {
+      throw new Errors.NOT_CHANNEL_MEMBER();
+    }
+    const result = await this.mutate(message._id, channel._id, (current) =>
+      current.deleted
+        ? null
+        : {
+            deleted: true,
+            deleted_at: this.now(),
+            deleted_by: principal.id,
+            content: '',
+            terms: [],
+            attachments: [],
+            reactions: [],
+            edit_history: [],
+          },
+    );
+    if (result.changed) {
+      this.publishUpdate(result.message);
+      if (!bySender) {
+        this.deps.audit.record(
+          {
+            action: 'message.delete_moderated',
+            actor_id: principal.id,
+            target_type: 'message',
+            target_id: message._id,
+            details: { channel_id: channel._id, sender_id: message.sender_id, seq: message.seq },
+          },
+          context,
+        );
+      }
+    }
+    return this.toPublic(result.message);
+  }
+
+  private async isMember(actor: Actor, channel: ChannelDoc): Promise<boolean> {
+    try {
+      await this.deps.channels.memberAccess(actor, channel._id);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Hides a message from the caller's own view (history, changes, search). */
+  async hide(actor: Actor, messageId: string): Promise<void> {
+    const { message } = await this.visibleMessage(actor, messageId);
+    await this.deps.messages.hideFor(message._id, actor.id);
+  }
+
+  async react(
+    actor: Actor,
+    messageId: string,
+    change: { action: ReactionAction; reaction: string; old?: string },
+  ): Promise<{ message_id: string; channel_id: string; reactions: PublicReaction[]; change_seq: number }> {
+    const reaction = checkReaction(change.reaction);
+    if (change.action === 'replace') {
+      if (change.old === undefined) {
+        throw validationError('replace needs old_reaction_type', [
+          { path: 'old_reaction_type', message: 'is required to replace a reaction' },
+        ]);
+      }
+      checkReaction(change.old, 'old_reaction_type');
+    }
+    const { message, channel } = await this.visibleMessage(actor, messageId);
+    if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
+    const max = this.deps.config.messages.max_reactions;
+    const result = await this.mutate(message._id, channel._id, (current) => {
+      if (current.deleted) throw new Errors.MESSAGE_DELETED();
+      const reactions = applyReaction(current.reactions, actor.id, { ...change, reaction });
+      if (!reactions) return null;
+      if (reactions.length > max && reactions.length > current.reactions.length)
+        throw new Errors.TOO_MANY_REACTIONS();
+      return { reactions };
+    });
+    const summary = {
+      message_id: result.message._id,
+      channel_id: channel._id,
+      reactions: publicReactions(result.message.reactions),
+      change_seq: result.message.change_seq,
+    };
+    if (result.changed) {
+      this.deps.events.publish(
+        { type: 'reaction_update', ...summary },
+        { kind: 'channel', channelId: channel._id },
+      );
+    }
+    return summary;
+  }
+
+  private publishUpdate(message: MessageDoc): void {
+    this.deps.events.publish(
+      { type: 'message_update', ...this.toPublic(message) },
+      { kind: 'channel', channelId: message.channel_id },
+    );
+  }
+
+  // ---- search ----
+
+  /** Newest first, over the channels the caller belongs to now; the last word matches as a prefix. */
+  async search(
+    actor: Actor,
+    query: {
+      q: string;
+      channel_id?: string;
+      sender_id?: string;
+      before?: Date;
+      after?: Date;
+      cursor?: string;
+      limit: number;
+    },
+  ): Promise<{ messages: PublicMessage[]; next_cursor: string | null; has_more: boolean }> {
+    const queryWords = words(query.q);
+    if (queryWords.length === 0) {
+      throw validationError('q needs at least one letter or digit', [
+        { path: 'q', message: 'must contain at least one letter or digit' },
+      ]);
+    }
+    if (query.cursor !== undefined && !isId(query.cursor)) {
+      throw validationError('Invalid cursor', [
+        { path: 'cursor', message: 'is not a cursor this server issued' },
+      ]);
+    }
+    let channelIds: string[];
+    if (query.channel_id !== undefined) {
+      channelIds = [(await this.deps.channels.memberAccess(actor, query.channel_id)).channel._id];
+    } else {
+      channelIds = await this.deps.channels.memberChannelIds(actor);
+    }
+    let senderId: string | undefined;
+    if (query.sender_id !== undefined) senderId = (await this.deps.users.resolve(query.sender_id))._id;
+    if (channelIds.length === 0) return { messages: [], next_cursor: null, has_more: false };
+    // A query that ends mid-word ("deploy fri") treats its last word as a prefix.
+    const endsMidWord = /[\p{L}\p{N}]$/u.test(query.q.trim());
+    const prefix = endsMidWord ? queryWords.at(-1)! : null;
+    const exact = endsMidWord ? queryWords.slice(0, -1) : queryWords;
+    const docs = await this.deps.messages.search({
+      channelIds,
+      words: [...new Set(exact)],
+      prefix,
+      senderId,
+      before: query.before,
+      after: query.after,
+      beforeId: query.cursor,
+      viewerId: actor.id,
+      limit: query.limit + 1,
+    });
+    const hasMore = docs.length > query.limit;
+    const kept = docs.slice(0, query.limit);
+    return {
+      messages: kept.map((doc) => this.toPublic(doc)),
+      next_cursor: hasMore ? (kept.at(-1)?._id ?? null) : null,
+      has_more: hasMore,
+    };
+  }
+}
