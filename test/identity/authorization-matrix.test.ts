@@ -5,7 +5,7 @@
 // not validation. HEAD routes mirror GET and are left out.
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { NO_REQUEST, SYSTEM_ACTOR } from '../../src/services/context.js';
+import { NO_REQUEST, SYSTEM_ACTOR, type Principal } from '../../src/services/context.js';
 import { useTestApp } from '../helper.js';
 import {
   ADMIN_EMAIL,
@@ -16,6 +16,7 @@ import {
   seedAndLogin,
   seedUser,
   strongPassword,
+  unique,
   uniqueEmail,
 } from './fixtures.js';
 
@@ -37,6 +38,10 @@ interface Context {
   readTarget: string;
   /** A new user, for requests that change or act on their target. */
   newTarget(): Promise<string>;
+  /** The first admin (owner of the channels and announcements made for a request). */
+  admin: Principal;
+  /** A plain member who writes the messages the requests act on. */
+  author: Principal;
 }
 
 interface Entry {
@@ -174,6 +179,170 @@ const TABLE: Record<string, Entry> = {
   },
 };
 
+// ---- conversation fixtures: made through the services, as the admin or a plain author ----
+
+async function publicChannel(ctx: Context): Promise<string> {
+  const { channel } = await ctx.app.channels.create(
+    ctx.admin,
+    { name: unique('matrix-pub'), kind: 'public' },
+    NO_REQUEST,
+  );
+  return channel.id;
+}
+
+/** A group the admin owns, with `members` in it. */
+async function groupChannel(ctx: Context, members: string[] = []): Promise<string> {
+  const { channel } = await ctx.app.channels.create(
+    ctx.admin,
+    { name: unique('matrix-grp'), kind: 'group', members },
+    NO_REQUEST,
+  );
+  return channel.id;
+}
+
+/** A message of the author in `general` (every signed-in caller is a member there). */
+async function authorMessage(ctx: Context): Promise<string> {
+  const { message } = await ctx.app.messages.send(ctx.author, { channel_id: 'general', content: 'matrix' });
+  return message.id;
+}
+
+/** A message of the caller's own when the caller can send, else the author's. */
+async function callerMessage(ctx: Context): Promise<string> {
+  if (!ctx.caller) return authorMessage(ctx);
+  const response = await ctx.app.inject({
+    method: 'POST',
+    url: '/api/v2/messages',
+    headers: bearer(ctx.caller.token),
+    payload: { channel_id: 'general', content: 'mine' },
+  });
+  return response.statusCode === 201 ? response.json<{ id: string }>().id : authorMessage(ctx);
+}
+
+/** Moderators manage any group's members; plain members only their own groups. */
+const memberManagers = (status: number): Statuses => ({
+  anonymous: 401,
+  member: 403,
+  moderator: status,
+  admin: status,
+  disabled: 401,
+});
+
+/** A group the plain member is not in is invisible to them (404), as if it did not exist. */
+const groupManagers = (status: number): Statuses => ({ ...memberManagers(status), member: 404 });
+
+const CONVERSATION_TABLE: Record<string, Entry> = {
+  'GET /api/v2/channels': { expect: signedIn(200) },
+  'POST /api/v2/channels': {
+    expect: signedIn(201),
+    request: async () => ({ payload: { name: unique('matrix-new'), kind: 'group' } }),
+  },
+  'GET /api/v2/channels/:channelId': {
+    expect: signedIn(200),
+    request: async () => ({ params: { channelId: 'general' } }),
+  },
+  'PATCH /api/v2/channels/:channelId': {
+    expect: adminOnly(200),
+    request: async (ctx) => ({
+      params: { channelId: await publicChannel(ctx) },
+      payload: { description: 'Changed' },
+    }),
+  },
+  'DELETE /api/v2/channels/:channelId': {
+    expect: adminOnly(200),
+    request: async (ctx) => ({ params: { channelId: await publicChannel(ctx) } }),
+  },
+  'PUT /api/v2/channels/:channelId/preferences': {
+    expect: signedIn(200),
+    request: async () => ({ params: { channelId: 'general' }, payload: { muted: true } }),
+  },
+  'POST /api/v2/channels/:channelId/join': {
+    expect: signedIn(200),
+    request: async (ctx) => ({ params: { channelId: await publicChannel(ctx) } }),
+  },
+  'GET /api/v2/channels/:channelId/members': {
+    expect: signedIn(200),
+    request: async () => ({ params: { channelId: 'general' } }),
+  },
+  'POST /api/v2/channels/:channelId/members': {
+    expect: groupManagers(200),
+    request: async (ctx) => ({
+      params: { channelId: await groupChannel(ctx) },
+      payload: { members: [await ctx.newTarget()] },
+    }),
+  },
+  'DELETE /api/v2/channels/:channelId/members/:userId': {
+    expect: groupManagers(204),
+    request: async (ctx) => {
+      const target = await ctx.newTarget();
+      return { params: { channelId: await groupChannel(ctx, [target]), userId: target } };
+    },
+  },
+  'POST /api/v2/channels/:channelId/read': {
+    expect: signedIn(200),
+    request: async () => ({ params: { channelId: 'general' }, payload: { seq: 0 } }),
+  },
+  'GET /api/v2/channels/:channelId/messages': {
+    expect: signedIn(200),
+    request: async () => ({ params: { channelId: 'general' } }),
+  },
+  'GET /api/v2/channels/:channelId/changes': {
+    expect: signedIn(200),
+    request: async () => ({ params: { channelId: 'general' } }),
+  },
+  'POST /api/v2/messages': {
+    expect: signedIn(201),
+    request: async () => ({ payload: { channel_id: 'general', content: 'Hello from the matrix' } }),
+  },
+  'GET /api/v2/messages': {
+    expect: signedIn(200),
+    request: async () => ({ query: { channel_id: 'general' } }),
+  },
+  'PATCH /api/v2/messages/:messageId': {
+    expect: signedIn(200),
+    request: async (ctx) => ({
+      params: { messageId: await callerMessage(ctx) },
+      payload: { content: 'edited' },
+    }),
+  },
+  // Delete for everyone: the sender, a moderator or an admin.
+  'DELETE /api/v2/messages/:messageId': {
+    expect: memberManagers(200),
+    request: async (ctx) => ({ params: { messageId: await authorMessage(ctx) } }),
+  },
+  'POST /api/v2/messages/:messageId/hide': {
+    expect: signedIn(204),
+    request: async (ctx) => ({ params: { messageId: await authorMessage(ctx) } }),
+  },
+  'PUT /api/v2/messages/:messageId/reactions/:reaction': {
+    expect: signedIn(200),
+    request: async (ctx) => ({ params: { messageId: await authorMessage(ctx), reaction: '👍' } }),
+  },
+  'DELETE /api/v2/messages/:messageId/reactions/:reaction': {
+    expect: signedIn(200),
+    request: async (ctx) => ({ params: { messageId: await authorMessage(ctx), reaction: '👍' } }),
+  },
+  'GET /api/v2/search/messages': { expect: signedIn(200), request: async () => ({ query: { q: 'matrix' } }) },
+  'GET /api/v2/notifications': { expect: signedIn(200) },
+  'POST /api/v2/notifications/read': { expect: signedIn(200), request: async () => ({ payload: {} }) },
+  'GET /api/v2/announcements': { expect: signedIn(200) },
+  'POST /api/v2/announcements': {
+    expect: adminOnly(201),
+    request: async () => ({ payload: { title: 'Matrix', content: 'An announcement', priority: 'low' } }),
+  },
+  'DELETE /api/v2/announcements/:id': {
+    expect: adminOnly(204),
+    request: async (ctx) => {
+      const created = await ctx.app.announcements.create(
+        ctx.admin,
+        { title: 'To delete', content: 'Soon gone' },
+        NO_REQUEST,
+      );
+      return { params: { id: created.id } };
+    },
+  },
+};
+Object.assign(TABLE, CONVERSATION_TABLE);
+
 /** The code an error status must carry for a role (anonymous: no credential; disabled: a dead token). */
 function expectedCode(status: number, role: MatrixRole): string | undefined {
   if (status === 401) return role === 'anonymous' ? 'UNAUTHORIZED' : 'INVALID_TOKEN';
@@ -221,6 +390,22 @@ describe('authorization matrix', () => {
     });
     expect(disabledUser.statusCode).toBe(200);
     const readTarget = (await seedUser(app(), { password: null, department: 'Matrix' })).user.id;
+    const principalOf = (user: {
+      id: string;
+      email: string;
+      name: string;
+      department: string;
+      roles: Principal['roles'];
+    }) => ({
+      id: user.id,
+      sessionId: 'matrix',
+      email: user.email,
+      name: user.name,
+      department: user.department,
+      roles: user.roles,
+    });
+    const adminPrincipal = principalOf(admin.user);
+    const author = principalOf((await seedUser(app(), { department: 'Matrix' })).user);
 
     const actual: Record<string, Statuses> = {};
     const wrongCodes: string[] = [];
@@ -237,6 +422,8 @@ describe('authorization matrix', () => {
           app: app(),
           caller,
           readTarget,
+          admin: adminPrincipal,
+          author,
           newTarget: async () => (await seedUser(app(), { password: null, department: 'Matrix' })).user.id,
         };
         const { params, headers, ...rest } = (await entry.request?.(context)) ?? {};
