@@ -32,6 +32,11 @@ export const Errors = {
   NOT_CHANNEL_MEMBER: createError('NOT_CHANNEL_MEMBER', 'Join this channel first', 403),
   NOT_MESSAGE_SENDER: createError('NOT_MESSAGE_SENDER', 'Only the sender can edit a message', 403),
   CHANNEL_NAME_TAKEN: createError('CHANNEL_NAME_TAKEN', 'A channel with this name already exists', 409),
+  DEPARTMENT_CHANNEL_EXISTS: createError(
+    'DEPARTMENT_CHANNEL_EXISTS',
+    'This department already has its channel',
+    409,
+  ),
   CHANNEL_ARCHIVED: createError('CHANNEL_ARCHIVED', 'This channel is archived', 409),
   MEMBERSHIP_MANAGED: createError('MEMBERSHIP_MANAGED', '%s', 409),
   LAST_OWNER: createError('LAST_OWNER', 'A group needs an owner: make someone else owner first', 409),

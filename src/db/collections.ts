@@ -14,6 +14,8 @@ export const COLLECTIONS = {
   channels: 'channels',
   memberships: 'memberships',
   messages: 'messages',
+  /** "<sender>:<client_id>" → message id: finds a retried send's message with an id lookup. */
+  messageClientIds: 'message_client_ids',
   notifications: 'notifications',
   announcements: 'announcements',
 } as const;
@@ -77,8 +79,8 @@ export const INDEXES: readonly IndexDeclaration[] = [
     key: { channel_id: 1, user_id: 1 },
     options: { name: 'memberships_channel' },
   },
-  // seq and change_seq are allocated by inserting/stamping under these unique keys: the database, not a
-  // counter, decides who gets a number (FerretDB does not isolate $inc; see repositories/messages.ts).
+  // A message's id is "<channel>-<seq>" (inserting it claims the seq); change_seq is claimed under a
+  // unique key. The database, not a counter, decides who gets a number (see repositories/messages.ts).
   {
     collection: COLLECTIONS.messages,
     key: { channel_id: 1, seq: 1 },

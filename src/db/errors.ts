@@ -20,7 +20,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   );
 }
 
-/** A write refused by a unique index (E11000). */
+/**
+ * A write refused by a unique index: E11000, or on FerretDB (SQLite) an update that breaks one, which it
+ * reports as an internal error naming SQLite's constraint instead.
+ */
 export function isDuplicateKey(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === 11000;
+  if (!(error instanceof MongoServerError)) return false;
+  return error.code === 11000 || /UNIQUE constraint failed/.test(error.message);
 }

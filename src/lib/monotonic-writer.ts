@@ -1,31 +1,41 @@
-// Writes a value that only ever moves forward (a channel's last seq, a member's read position), one write
-// at a time per key, coalescing callers: while one write is in flight, later callers wait for the next
-// write, which carries the highest value asked for. A caller's promise settles once a write covering its
-// value has finished, so "the response says read" means "the database says read".
+// Writes values that only ever move forward (a channel's last seq and change position, a member's read
+// position), one write at a time per document, coalescing callers: while one write is in flight, later
+// callers wait for the next write, which carries the highest value of each field asked for. A caller's
+// promise settles once a write covering its values has finished, so "the response says read" means "the
+// database says read".
 //
-// One writer per key also keeps a value from moving back: FerretDB does not isolate a conditional update
-// ("set if lower") against a concurrent one, so two such updates racing could leave the smaller value.
+// One write at a time per document matters on FerretDB: it rewrites whole documents without isolating
+// concurrent updates, so two updates of different fields of one document racing can undo each other.
+// The writes themselves use $max, which moves a value forward only.
+export type Marks = Record<string, number>;
+
 interface Waiter {
-  value: number;
+  values: Marks;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
 interface KeyState {
-  target: number;
+  target: Marks;
   waiters: Waiter[];
+}
+
+function covers(written: Marks, wanted: Marks): boolean {
+  return Object.entries(wanted).every(([field, value]) => (written[field] ?? -Infinity) >= value);
 }
 
 export class MonotonicWriter {
   private readonly states = new Map<string, KeyState>();
 
-  constructor(private readonly write: (key: string, value: number) => Promise<unknown>) {}
+  constructor(private readonly write: (key: string, values: Marks) => Promise<unknown>) {}
 
-  advance(key: string, value: number): Promise<void> {
+  advance(key: string, values: Marks): Promise<void> {
     const existing = this.states.get(key);
-    const state = existing ?? { target: value, waiters: [] };
-    state.target = Math.max(state.target, value);
-    const promise = new Promise<void>((resolve, reject) => state.waiters.push({ value, resolve, reject }));
+    const state = existing ?? { target: {}, waiters: [] };
+    for (const [field, value] of Object.entries(values)) {
+      state.target[field] = Math.max(state.target[field] ?? -Infinity, value);
+    }
+    const promise = new Promise<void>((resolve, reject) => state.waiters.push({ values, resolve, reject }));
     if (!existing) {
       this.states.set(key, state);
       void this.drain(key, state);
@@ -35,11 +45,11 @@ export class MonotonicWriter {
 
   private async drain(key: string, state: KeyState): Promise<void> {
     while (state.waiters.length) {
-      const value = state.target;
-      const covered = state.waiters.filter((waiter) => waiter.value <= value);
-      state.waiters = state.waiters.filter((waiter) => waiter.value > value);
+      const values = { ...state.target };
+      const covered = state.waiters.filter((waiter) => covers(values, waiter.values));
+      state.waiters = state.waiters.filter((waiter) => !covers(values, waiter.values));
       try {
-        await this.write(key, value);
+        await this.write(key, values);
         for (const waiter of covered) waiter.resolve();
       } catch (error) {
         for (const waiter of covered) waiter.reject(error);

@@ -20,8 +20,10 @@ export interface ChannelDoc {
   created_at: Date;
   updated_at: Date;
   archived_at: Date | null;
-  /** The highest message seq known to be stored (advanced after each send; repaired from the messages). */
+  /** The highest message seq known to be stored (advanced after each send, so it may trail by a moment). */
   last_seq: number;
+  /** The highest change position known to be taken (likewise). Absent on channels from before it existed. */
+  last_change_seq?: number;
   last_message_at: Date | null;
 }
 
@@ -88,12 +90,20 @@ export class ChannelsRepository {
     return this.channels.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' });
   }
 
-  /** Moves last_seq forward to `seq` (never back). */
-  advanceLastSeq(id: string, seq: number, at: Date): Promise<unknown> {
-    return this.channels.updateOne(
-      { _id: id, last_seq: { $lt: seq } },
-      { $set: { last_seq: seq, last_message_at: at } },
-    );
+  // The filters below are the id alone: on FerretDB anything more decodes the whole collection.
+
+  /**
+   * Moves last_seq and last_change_seq forward to the given values, never back; a new last_seq also
+   * sets the time of the last message.
+   */
+  advanceMarks(
+    id: string,
+    marks: { last_seq?: number; last_change_seq?: number },
+    at: Date,
+  ): Promise<unknown> {
+    const max: Record<string, number | Date> = { ...marks };
+    if (marks.last_seq !== undefined) max.last_message_at = at;
+    return this.channels.updateOne({ _id: id }, { $max: max });
   }
 
   // ---- memberships ----
@@ -151,8 +161,8 @@ export class ChannelsRepository {
   /** Moves last_read_seq forward to `seq` (never back). */
   advanceReadSeq(channelId: string, userId: string, seq: number): Promise<unknown> {
     return this.memberships.updateOne(
-      { _id: membershipId(channelId, userId), last_read_seq: { $lt: seq } },
-      { $set: { last_read_seq: seq } },
+      { _id: membershipId(channelId, userId) },
+      { $max: { last_read_seq: seq } },
     );
   }
 

@@ -1,8 +1,12 @@
-// MongoDB access for messages. Numbers are handed out by unique indexes, not counters: a new message's
-// `seq` and every mutation's `change_seq` are claimed by writing them under the unique keys
-// (channel_id, seq) and (channel_id, change_seq). FerretDB (SQLite) does not isolate `$inc` or
-// conditional updates between concurrent writers, but it does enforce unique keys, so a collision tells
-// the writer to take the next number. The service serializes writers per channel inside one process.
+// MongoDB access for messages. Numbers are handed out by unique keys, not counters: a new message's id is
+// "<channel_id>-<seq>", so inserting it claims its seq, and every change claims its `change_seq` under
+// the unique index (channel_id, change_seq). FerretDB (SQLite) does not isolate `$inc` or conditional
+// updates between concurrent writers, but it does enforce unique keys, so a collision tells the writer
+// to take the next number. The service serializes writers per channel inside one process.
+//
+// FerretDB 1.x (SQLite) uses no index except for a filter that is exactly `{_id: <string>}`; any other
+// query decodes every document of the collection. Where the engine is FerretDB (`pointLookups`), the
+// hot paths here read by id (history by seq is a set of id lookups); on MongoDB they use the indexes.
 import type { Collection, Db, Filter } from 'mongodb';
 import { COLLECTIONS } from '../db/collections.js';
 import { escapeRegex } from '../lib/search-terms.js';
@@ -59,6 +63,21 @@ export interface MessageDoc {
   created_at: Date;
 }
 
+/** A message's id: its channel and seq, so that it can be found by seq with an id lookup. */
+export function messageKey(channelId: string, seq: number): string {
+  return `${channelId}-${seq}`;
+}
+
+/** The message id pattern (for validation at the edge). */
+export const MESSAGE_ID_PATTERN = /^[0-9a-f]{24}-[1-9][0-9]{0,15}$/;
+
+interface ClientIdDoc {
+  /** "<sender_id>:<client_id>" */
+  _id: string;
+  message_id: string;
+  created_at: Date;
+}
+
 export interface SearchQuery {
   channelIds: string[];
   /** Every one must be a word of the message. */
@@ -68,17 +87,23 @@ export interface SearchQuery {
   senderId?: string;
   before?: Date;
   after?: Date;
-  /** The last message id of the previous page (newest first). */
-  beforeId?: string;
+  /** The last message of the previous page (newest first). */
+  beforeCursor?: { createdAt: Date; id: string };
   viewerId: string;
   limit: number;
 }
 
 export class MessagesRepository {
   private readonly messages: Collection<MessageDoc>;
+  private readonly clientIds: Collection<ClientIdDoc>;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    /** True where only id lookups are indexed (FerretDB): read by id instead of by range. */
+    private readonly pointLookups: () => boolean = () => false,
+  ) {
     this.messages = db.collection<MessageDoc>(COLLECTIONS.messages);
+    this.clientIds = db.collection<ClientIdDoc>(COLLECTIONS.messageClientIds);
   }
 
   /** Inserts; throws a duplicate-key error when the seq, change_seq or client key is taken. */
@@ -90,31 +115,52 @@ export class MessagesRepository {
     return this.messages.findOne({ _id: id });
   }
 
+  /** Slow on FerretDB (not an id lookup): only for the rare collision path; see findIdByClientId. */
   findByClientKey(senderId: string, clientKey: string): Promise<MessageDoc | null> {
     return this.messages.findOne({ sender_id: senderId, client_key: clientKey });
   }
 
-  /** The channel's highest message seq and change position (0 when it has none). */
-  async highWaterMarks(channelId: string): Promise<{ seq: number; changeSeq: number }> {
-    const [bySeq, byChange] = await Promise.all([
-      this.messages
-        .find({ channel_id: channelId }, { projection: { seq: 1 } })
-        .sort({ channel_id: 1, seq: -1 })
-        .limit(1)
-        .next(),
-      this.messages
-        .find({ channel_id: channelId }, { projection: { change_seq: 1 } })
-        .sort({ channel_id: 1, change_seq: -1 })
-        .limit(1)
-        .next(),
-    ]);
-    return { seq: bySeq?.seq ?? 0, changeSeq: byChange?.change_seq ?? 0 };
+  /** The message a sender's client_id produced, from the id-keyed record written after each send. */
+  async findIdByClientId(senderId: string, clientId: string): Promise<string | null> {
+    return (await this.clientIds.findOne({ _id: `${senderId}:${clientId}` }))?.message_id ?? null;
+  }
+
+  /** Remembers which message a client_id produced (a second write of the same pair is a no-op). */
+  async rememberClientId(senderId: string, clientId: string, messageId: string, at: Date): Promise<void> {
+    await this.clientIds.updateOne(
+      { _id: `${senderId}:${clientId}` },
+      { $setOnInsert: { message_id: messageId, created_at: at } },
+      { upsert: true },
+    );
+  }
+
+  /** Forgets client_id records older than `before` (a retry after that still finds its message, slower). */
+  async forgetClientIdsBefore(before: Date): Promise<number> {
+    return (await this.clientIds.deleteMany({ created_at: { $lt: before } })).deletedCount;
+  }
+
+  /** Messages with seq from..to of a channel, in seq order (missing ones are left out). */
+  async bySeqRange(channelId: string, from: number, to: number): Promise<MessageDoc[]> {
+    if (to < from) return [];
+    if (!this.pointLookups()) {
+      return this.messages
+        .find({ channel_id: channelId, seq: { $gte: from, $lte: to } })
+        .sort({ channel_id: 1, seq: 1 })
+        .toArray();
+    }
+    const seqs = Array.from({ length: to - from + 1 }, (_, index) => from + index);
+    const docs = await Promise.all(
+      seqs.map((seq) => this.messages.findOne({ _id: messageKey(channelId, seq) })),
+    );
+    return docs.filter((doc): doc is MessageDoc => doc !== null);
   }
 
   /**
    * Applies a change to a message if it is still at `expectedChangeSeq`, stamping it with `changeSeq`.
    * Returns the message after the change, or null when someone changed it first (re-read and retry).
-   * Throws a duplicate-key error when `changeSeq` is taken.
+   * Throws a duplicate-key error when `changeSeq` is taken. On FerretDB the version check is left out
+   * (it would not be isolated anyway, and any filter but the id decodes the whole collection): there,
+   * writers of a channel take turns within the process.
    */
   restamp(
     id: string,
@@ -122,8 +168,9 @@ export class MessagesRepository {
     changeSeq: number,
     set: Partial<MessageDoc>,
   ): Promise<MessageDoc | null> {
+    const filter = this.pointLookups() ? { _id: id } : { _id: id, change_seq: expectedChangeSeq };
     return this.messages.findOneAndUpdate(
-      { _id: id, change_seq: expectedChangeSeq },
+      filter,
       { $set: { ...set, change_seq: changeSeq } },
       { returnDocument: 'after' },
     );
@@ -131,28 +178,6 @@ export class MessagesRepository {
 
   hideFor(id: string, userId: string): Promise<unknown> {
     return this.messages.updateOne({ _id: id }, { $addToSet: { hidden_for: userId } });
-  }
-
-  /** Messages by seq: after `afterSeq` ascending, or before `beforeSeq` (newest first, caller reverses). */
-  page(
-    channelId: string,
-    viewerId: string,
-    range: { afterSeq?: number; beforeSeq?: number },
-    limit: number,
-  ): Promise<MessageDoc[]> {
-    const seq: Record<string, number> = {};
-    if (range.afterSeq !== undefined) seq.$gt = range.afterSeq;
-    if (range.beforeSeq !== undefined) seq.$lt = range.beforeSeq;
-    const ascending = range.afterSeq !== undefined && range.beforeSeq === undefined;
-    return this.messages
-      .find({
-        channel_id: channelId,
-        ...(Object.keys(seq).length ? { seq } : {}),
-        hidden_for: { $ne: viewerId },
-      })
-      .sort({ channel_id: 1, seq: ascending ? 1 : -1 })
-      .limit(limit)
-      .toArray();
   }
 
   /** Messages changed after position `sinceChangeSeq`, in change order. */
@@ -175,7 +200,10 @@ export class MessagesRepository {
     if (query.senderId) and.push({ sender_id: query.senderId });
     if (query.before) and.push({ created_at: { $lt: query.before } });
     if (query.after) and.push({ created_at: { $gt: query.after } });
-    if (query.beforeId) and.push({ _id: { $lt: query.beforeId } });
-    return this.messages.find({ $and: and }).sort({ _id: -1 }).limit(query.limit).toArray();
+    if (query.beforeCursor) {
+      const { createdAt, id } = query.beforeCursor;
+      and.push({ $or: [{ created_at: { $lt: createdAt } }, { created_at: createdAt, _id: { $lt: id } }] });
+    }
+    return this.messages.find({ $and: and }).sort({ created_at: -1, _id: -1 }).limit(query.limit).toArray();
   }
 }

@@ -3,10 +3,12 @@
 // (realtime issue) the WebSocket protocol.
 import { z } from 'zod';
 import { CHANNEL_KINDS } from '../repositories/channels.js';
+import { MESSAGE_ID_PATTERN } from '../repositories/messages.js';
 import { MESSAGE_TYPES, REACTION_PATTERN } from '../services/message-content.js';
 import { limit, line, text, userRef } from './common.js';
 
 const objectId = (what: string) => z.string().regex(/^[0-9a-f]{24}$/, { error: `must be ${what} id` });
+const messageId = z.string().regex(MESSAGE_ID_PATTERN, { error: 'must be a message id' });
 
 /** Channel names: letters, digits, "-", "_" and "."; not shaped like an id (references accept both). */
 export const channelName = z
@@ -35,9 +37,9 @@ export const channelMemberParams = z.strictObject({
   channelId: channelRef.describe('Channel id or name'),
   userId: userRef.describe('User id or email'),
 });
-export const messageParams = z.strictObject({ messageId: objectId('a message') });
+export const messageParams = z.strictObject({ messageId });
 export const reactionParams = z.strictObject({
-  messageId: objectId('a message'),
+  messageId,
   reaction: z.string().regex(REACTION_PATTERN, {
     error: 'must be 1-64 characters without spaces or control characters',
   }),
@@ -133,7 +135,7 @@ export const reactionSchema = z.object({
 
 export const messageSchema = z
   .object({
-    id: z.string(),
+    id: z.string().describe('Opaque; "<channel_id>-<seq>" today, but do not rely on its shape'),
     channel_id: z.string(),
     channel_kind: z.enum(CHANNEL_KINDS),
     recipient_id: z.string().nullable().describe('Direct channels: the participant who is not the sender'),
@@ -179,7 +181,7 @@ export const sendMessageBody = z
       .max(64, { error: 'must be at most 64 characters' })
       .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
       .optional(),
-    reply_to: objectId('a message').nullable().optional(),
+    reply_to: messageId.nullable().optional(),
     attachments: z.array(objectId('a file')).max(10).optional().describe('File ids from POST /files'),
     // The seed's clients send these; the sender is always the authenticated user, so they are ignored.
     sender_id: z.unknown().optional(),
@@ -203,8 +205,8 @@ export const seedHistoryQuery = z
   .strictObject({
     channel_id: channelRef.optional(),
     recipient_id: userRef.optional(),
-    before: objectId('a message').optional().describe('A message id: messages before it'),
-    after: objectId('a message').optional().describe('A message id: messages after it'),
+    before: messageId.optional().describe('A message id: messages before it'),
+    after: messageId.optional().describe('A message id: messages after it'),
     limit: limit(50),
   })
   .refine((query) => (query.channel_id === undefined) !== (query.recipient_id === undefined), {
@@ -254,7 +256,7 @@ export const searchQuery = z.strictObject({
   sender_id: userRef.optional(),
   before: timestamp.optional().describe('Only messages sent before this time'),
   after: timestamp.optional().describe('Only messages sent after this time'),
-  cursor: z.string().max(100).optional().describe('next_cursor of the previous page'),
+  cursor: z.string().max(300).optional().describe('next_cursor of the previous page'),
   limit: limit(20),
 });
 export const searchResponse = z.object({

@@ -11,6 +11,7 @@ import type { Config } from '../config/index.js';
 import { isDuplicateKey } from '../db/errors.js';
 import { Errors, validationError } from '../errors.js';
 import { isId, newId } from '../lib/ids.js';
+import { KeyedQueue } from '../lib/keyed-queue.js';
 import { MonotonicWriter } from '../lib/monotonic-writer.js';
 import { words } from '../lib/search-terms.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
@@ -22,7 +23,6 @@ import {
   type MemberRole,
   type MembershipDoc,
 } from '../repositories/channels.js';
-import type { MessagesRepository } from '../repositories/messages.js';
 import type { UserDoc, UsersRepository } from '../repositories/users.js';
 import type { AuditService } from './audit.js';
 import { SYSTEM_ACTOR, type RequestContext } from './context.js';
@@ -84,13 +84,20 @@ export interface MembershipChange {
 export class ChannelsService {
   readonly events = new EventEmitter<{ 'membership.changed': [MembershipChange] }>();
   /** Writes a channel's last_seq and members' read positions: one at a time per key, never backwards. */
-  private readonly lastSeqWriter: MonotonicWriter;
+  /**
+   * Writes to a channel's record take turns (FerretDB would let concurrent updates of one document undo
+   * each other): numbering, renames and archiving alike.
+   */
+  private readonly channelDocTurns = new KeyedQueue();
+  /** Writes a channel's last_seq and last_change_seq, coalescing concurrent sends. */
+  private readonly channelWriter: MonotonicWriter;
   private readonly readWriter: MonotonicWriter;
+  /** The highest seq this process has stored per channel (the channel record trails it by a write). */
+  private latestSeqSeen: (channelId: string) => number = () => 0;
 
   constructor(
     private readonly deps: {
       channels: ChannelsRepository;
-      messages: MessagesRepository;
       users: UsersRepository;
       audit: AuditService;
       events: EventPublisher;
@@ -98,17 +105,22 @@ export class ChannelsService {
       now?: () => Date;
     },
   ) {
-    this.lastSeqWriter = new MonotonicWriter((channelId, seq) =>
-      deps.channels.advanceLastSeq(channelId, seq, this.now()),
+    this.channelWriter = new MonotonicWriter((channelId, marks) =>
+      this.channelDocTurns.run(channelId, () => deps.channels.advanceMarks(channelId, marks, this.now())),
     );
-    this.readWriter = new MonotonicWriter((key, seq) => {
+    this.readWriter = new MonotonicWriter((key, marks) => {
       const [channelId, userId] = key.split(':') as [string, string];
-      return deps.channels.advanceReadSeq(channelId, userId, seq);
+      return deps.channels.advanceReadSeq(channelId, userId, marks.last_read_seq!);
     });
   }
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
+  }
+
+  /** The messages service tells where each channel's numbering stands in this process. */
+  useLatestSeq(source: (channelId: string) => number): void {
+    this.latestSeqSeen = source;
   }
 
   toPublic(channel: ChannelDoc, membership: MembershipDoc | null, memberCount?: number): PublicChannel {
@@ -214,6 +226,11 @@ export class ChannelsService {
         { path: 'members', message: 'must be empty for a department channel' },
       ]);
     }
+    const department = input.kind === 'department' ? (input.department ?? input.name).trim() : null;
+    // One channel per department: membership sync follows that one.
+    if (department !== null && (await this.deps.channels.findDepartmentChannel(department))) {
+      throw new Errors.DEPARTMENT_CHANNEL_EXISTS();
+    }
     const members =
       input.kind === 'department' ? [] : await this.resolveMembers(input.members ?? [], 'members');
     const now = this.now();
@@ -221,7 +238,7 @@ export class ChannelsService {
       name: input.name,
       kind: input.kind,
       description: input.description ?? null,
-      department: input.kind === 'department' ? (input.department ?? input.name).trim() : null,
+      department,
       createdBy: actor.id,
       now,
     });
@@ -256,14 +273,16 @@ export class ChannelsService {
     input: NewChannel,
   ): Promise<{ channel: PublicChannel; created: boolean }> {
     assertCan(actor, 'channel.create.direct');
-    const others = (input.members ?? []).filter((ref) => ref !== actor.id);
+    // Resolved first, so that the caller named by email counts as the caller.
+    const others = (await this.resolveMembers(input.members ?? [], 'members')).filter(
+      (user) => user._id !== actor.id,
+    );
     if (others.length !== 1) {
       throw validationError('A direct channel is between you and exactly one other person', [
         { path: 'members', message: 'must name exactly one other user' },
       ]);
     }
-    const [other] = await this.resolveMembers(others, 'members');
-    const { channel, membership, created } = await this.directChannel(actor, other!);
+    const { channel, membership, created } = await this.directChannel(actor, others[0]!);
     return { channel: this.toPublic(channel, membership), created };
   }
 
@@ -321,7 +340,9 @@ export class ChannelsService {
     if (changes.description !== undefined) set.description = changes.description;
     let channel: ChannelDoc | null;
     try {
-      channel = await this.deps.channels.update(access.channel._id, set);
+      channel = await this.channelDocTurns.run(access.channel._id, () =>
+        this.deps.channels.update(access.channel._id, set),
+      );
     } catch (error) {
       if (isDuplicateKey(error)) throw new Errors.CHANNEL_NAME_TAKEN();
       throw error;
@@ -346,10 +367,9 @@ export class ChannelsService {
     this.assertCanEdit(actor, access);
     if (access.channel.archived_at) return this.toPublic(access.channel, access.membership);
     const now = this.now();
-    const channel = await this.deps.channels.update(access.channel._id, {
-      archived_at: now,
-      updated_at: now,
-    });
+    const channel = await this.channelDocTurns.run(access.channel._id, () =>
+      this.deps.channels.update(access.channel._id, { archived_at: now, updated_at: now }),
+    );
     if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
     this.deps.audit.record(
       { action: 'channel.archive', actor_id: actor.id, target_type: 'channel', target_id: channel._id },
@@ -554,9 +574,8 @@ export class ChannelsService {
     seq: number,
   ): Promise<{ channel_id: string; last_read_seq: number; unread_count: number }> {
     const { channel, membership } = await this.memberAccess(actor, reference);
-    // The channel record trails a send by one write; the messages themselves are the authority.
-    const lastSeq =
-      seq > channel.last_seq ? (await this.deps.messages.highWaterMarks(channel._id)).seq : channel.last_seq;
+    // The channel record trails a send by one write; this process knows its own latest sends.
+    const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
     if (seq > lastSeq) {
       throw validationError(`seq is beyond the channel's last message (${lastSeq})`, [
         { path: 'seq', message: `must be at most ${lastSeq}` },
@@ -564,7 +583,7 @@ export class ChannelsService {
     }
     const lastRead = Math.max(seq, membership.last_read_seq);
     if (seq > membership.last_read_seq) {
-      await this.readWriter.advance(membershipId(channel._id, actor.id), seq);
+      await this.readWriter.advance(membershipId(channel._id, actor.id), { last_read_seq: seq });
       this.deps.events.publish(
         { type: 'read_receipt', channel_id: channel._id, user_id: actor.id, seq },
         { kind: 'channel', channelId: channel._id },
@@ -578,17 +597,20 @@ export class ChannelsService {
     return { channel_id: channel._id, last_read_seq: lastRead, unread_count: unread };
   }
 
-  /** After a send: the channel's last seq moves forward and the sender has read their own message. */
-  async recordSend(channelId: string, senderId: string, seq: number): Promise<void> {
+  /**
+   * After a send: the channel's numbering moves forward and the sender has read their own message.
+   * Concurrent sends share these writes (MonotonicWriter), so a busy channel does not pay two per send.
+   */
+  async recordSend(channelId: string, senderId: string, seq: number, changeSeq: number): Promise<void> {
     await Promise.all([
-      this.lastSeqWriter.advance(channelId, seq),
-      this.readWriter.advance(membershipId(channelId, senderId), seq),
+      this.channelWriter.advance(channelId, { last_seq: seq, last_change_seq: changeSeq }),
+      this.readWriter.advance(membershipId(channelId, senderId), { last_read_seq: seq }),
     ]);
   }
 
-  /** Repairs a channel whose last_seq fell behind its messages (a crash between a send's two writes). */
-  async repairLastSeq(channelId: string, seq: number): Promise<void> {
-    await this.lastSeqWriter.advance(channelId, seq);
+  /** After an edit, delete or reaction: the channel's change position moves forward. */
+  async recordChange(channelId: string, changeSeq: number): Promise<void> {
+    await this.channelWriter.advance(channelId, { last_change_seq: changeSeq });
   }
 
   // ---- channels the server keeps in sync ----

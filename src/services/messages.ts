@@ -3,20 +3,25 @@
 //
 // Numbering. Each channel has two sequences: `seq` numbers its messages (strictly increasing, gap-free)
 // and `change_seq` numbers every change (a send, an edit, a delete, a reaction), so the changes feed is
-// one indexed query: "change_seq > since, in order". Numbers are claimed through unique indexes (see
+// one indexed query: "change_seq > since, in order". Numbers are claimed through unique keys (see
 // repositories/messages.ts). Inside this process, writers of one channel take turns (KeyedQueue), so the
-// next numbers are known without asking the database; a collision (another server process wrote) makes
-// the writer re-read the high-water marks and try again. Taking turns also means events are published in
-// seq order and a failed send leaves no gap.
+// next numbers are known without asking the database; a collision (another server process wrote, or
+// the channel record trailed a crash) makes the writer find out which number is taken and move past it.
+// Taking turns also means events are published in seq order and a failed send leaves no gap.
 import { can, type Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
 import { isDuplicateKey } from '../db/errors.js';
 import { Errors, validationError, withRetryAfter } from '../errors.js';
-import { isId, newId } from '../lib/ids.js';
 import { KeyedQueue } from '../lib/keyed-queue.js';
 import { termsOf, words } from '../lib/search-terms.js';
 import type { ChannelDoc, MembershipDoc } from '../repositories/channels.js';
-import type { AttachmentDoc, MessageDoc, MessagesRepository } from '../repositories/messages.js';
+import {
+  MESSAGE_ID_PATTERN,
+  messageKey,
+  type AttachmentDoc,
+  type MessageDoc,
+  type MessagesRepository,
+} from '../repositories/messages.js';
 import type { UsersService } from './users.js';
 import type { AuditService } from './audit.js';
 import type { ChannelsService } from './channels.js';
@@ -34,9 +39,9 @@ import {
 } from './message-content.js';
 import type { NotificationsService } from './notifications.js';
 
-/** How long this process trusts its own idea of a channel's high-water marks (other processes may write). */
-const MARKS_TTL_MS = 2_000;
 const MAX_NUMBERING_ATTEMPTS = 100;
+/** Channels whose numbering this process remembers (forgotten ones are read from their record again). */
+const MAX_REMEMBERED_CHANNELS = 50_000;
 
 export interface SendInput {
   content: string;
@@ -65,7 +70,6 @@ export type ReactionAction = 'add' | 'remove' | 'replace';
 interface Marks {
   seq: number;
   changeSeq: number;
-  loadedAt: number;
 }
 
 /** A fixed one-minute window per sender: MESSAGES_PER_MINUTE across REST and WebSocket. */
@@ -96,6 +100,7 @@ class SendRateLimiter {
 export class MessagesService {
   private readonly turns = new KeyedQueue();
   private readonly marks = new Map<string, Marks>();
+  private readonly sendsInFlight = new Map<string, Promise<{ message: PublicMessage; created: boolean }>>();
   private readonly rateLimiter: SendRateLimiter;
   private attachments: AttachmentResolver = noFilesYet;
 
@@ -113,6 +118,7 @@ export class MessagesService {
     },
   ) {
     this.rateLimiter = new SendRateLimiter(deps.config.rate_limit.messages_per_minute);
+    deps.channels.useLatestSeq((channelId) => this.latestSeqSeen(channelId));
   }
 
   /** The files issue plugs in the resolver that checks stored files and who may share them. */
@@ -130,31 +136,69 @@ export class MessagesService {
 
   // ---- numbering ----
 
-  private async currentMarks(channelId: string, refresh: boolean): Promise<Marks> {
-    const known = this.marks.get(channelId);
-    if (known && !refresh && Date.now() - known.loadedAt < MARKS_TTL_MS) return known;
-    const loaded = await this.deps.messages.highWaterMarks(channelId);
-    const marks = { ...loaded, loadedAt: Date.now() };
-    if (this.marks.size > 10_000) this.forgetStaleMarks();
-    this.marks.set(channelId, marks);
+  /**
+   * Where a channel's numbering stands: what this process last stored, or the channel record (which
+   * trails a send by a write, and is the only source after a restart or when another process wrote).
+   * Read inside the channel's turn.
+   */
+  private marksFor(channel: ChannelDoc): Marks {
+    const known = this.marks.get(channel._id);
+    const fromRecord = { seq: channel.last_seq, changeSeq: channel.last_change_seq ?? 0 };
+    const marks = {
+      seq: Math.max(known?.seq ?? 0, fromRecord.seq),
+      changeSeq: Math.max(known?.changeSeq ?? 0, fromRecord.changeSeq),
+    };
+    if (!known && this.marks.size >= MAX_REMEMBERED_CHANNELS) this.marks.clear();
+    this.marks.set(channel._id, marks);
     return marks;
   }
 
-  private forgetStaleMarks(): void {
-    const now = Date.now();
-    for (const [channelId, marks] of this.marks)
-      if (now - marks.loadedAt >= MARKS_TTL_MS) this.marks.delete(channelId);
+  /**
+   * A number was taken (by another process, or the channel record trailed a crash): find out which one
+   * and move past it. The seq is probed by id, so no number is skipped: seqs stay gap-free.
+   */
+  private async moveMarksPast(channelId: string, marks: Marks, tried: { seq?: number; changeSeq: number }) {
+    const fresh = await this.deps.channels.find(channelId);
+    marks.seq = Math.max(marks.seq, fresh?.last_seq ?? 0);
+    marks.changeSeq = Math.max(marks.changeSeq, fresh?.last_change_seq ?? 0);
+    if (tried.seq !== undefined && tried.seq > marks.seq) {
+      if (await this.deps.messages.findById(messageKey(channelId, tried.seq))) marks.seq = tried.seq;
+      else marks.changeSeq = Math.max(marks.changeSeq, tried.changeSeq);
+    } else {
+      marks.changeSeq = Math.max(marks.changeSeq, tried.changeSeq);
+    }
   }
 
-  /** The highest message seq stored in a channel (for read positions ahead of the channel record). */
-  async latestSeq(channelId: string): Promise<number> {
-    return (await this.deps.messages.highWaterMarks(channelId)).seq;
+  /** The highest seq this process has stored in a channel (0 when it has not written there). */
+  latestSeqSeen(channelId: string): number {
+    return this.marks.get(channelId)?.seq ?? 0;
   }
 
   // ---- sending ----
 
   /** Sends a message; with a client_id already used by this sender, returns the stored one instead. */
   async send(principal: Principal, input: SendInput): Promise<{ message: PublicMessage; created: boolean }> {
+    if (input.client_id === undefined) return this.sendOnce(principal, input);
+    // Retries of one client_id arriving together in this process wait for the first instead of racing.
+    const key = `${principal.id}:${input.client_id}`;
+    const running = this.sendsInFlight.get(key);
+    if (running) {
+      await running.catch(() => undefined);
+      return this.sendOnce(principal, input);
+    }
+    const attempt = this.sendOnce(principal, input);
+    this.sendsInFlight.set(key, attempt);
+    try {
+      return await attempt;
+    } finally {
+      this.sendsInFlight.delete(key);
+    }
+  }
+
+  private async sendOnce(
+    principal: Principal,
+    input: SendInput,
+  ): Promise<{ message: PublicMessage; created: boolean }> {
     const content = checkContent(input.content, this.deps.config);
     const messageType = input.message_type ?? 'text';
     const fileIds = input.attachments ?? [];
@@ -166,7 +210,7 @@ export class MessagesService {
     const { channel, recipientId } = await this.target(principal, input);
 
     if (input.client_id !== undefined) {
-      const existing = await this.deps.messages.findByClientKey(principal.id, input.client_id);
+      const existing = await this.findByClientId(principal.id, input.client_id);
       if (existing) return { message: this.replay(existing, channel, content), created: false };
     }
     if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
@@ -174,15 +218,13 @@ export class MessagesService {
 
     let replyTo: string | null = null;
     if (input.reply_to) {
-      const parent = isId(input.reply_to) ? await this.deps.messages.findById(input.reply_to) : null;
+      const parent = await this.deps.messages.findById(input.reply_to);
       if (!parent || parent.channel_id !== channel._id) throw new Errors.INVALID_REPLY_TO();
       replyTo = parent._id;
     }
     const attachments = fileIds.length ? await this.attachments(principal, fileIds, channel._id) : [];
 
-    const id = newId();
-    const draft: Omit<MessageDoc, 'seq' | 'change_seq'> = {
-      _id: id,
+    const draft: Omit<MessageDoc, '_id' | 'seq' | 'change_seq' | 'client_key'> = {
       channel_id: channel._id,
       channel_kind: channel.kind,
       recipient_id: recipientId,
@@ -202,28 +244,36 @@ export class MessagesService {
       terms: termsOf(content),
       mentions: [],
       client_id: input.client_id ?? null,
-      client_key: input.client_id ?? id,
       created_at: this.now(),
     };
 
     const stored = await this.turns.run(channel._id, async () => {
+      const marks = this.marksFor(channel);
       for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt += 1) {
-        const marks = await this.currentMarks(channel._id, attempt > 0);
-        const message: MessageDoc = { ...draft, seq: marks.seq + 1, change_seq: marks.changeSeq + 1 };
+        const seq = marks.seq + 1;
+        const id = messageKey(channel._id, seq);
+        const message: MessageDoc = {
+          ...draft,
+          _id: id,
+          seq,
+          change_seq: marks.changeSeq + 1,
+          client_key: input.client_id ?? id,
+        };
         try {
           await this.deps.messages.insert(message);
         } catch (error) {
           if (!isDuplicateKey(error)) throw error;
-          // Either the client_id was used by a concurrent retry (return that message) or another
-          // process took the number (re-read the marks and try the next one).
+          // The client_id was used meanwhile (a retry through another process), or a number was taken.
           if (input.client_id !== undefined) {
             const existing = await this.deps.messages.findByClientKey(principal.id, input.client_id);
             if (existing) return { message: existing, created: false };
           }
+          await this.moveMarksPast(channel._id, marks, { seq, changeSeq: message.change_seq });
           continue;
         }
         marks.seq = message.seq;
         marks.changeSeq = message.change_seq;
+        // Published inside the channel's turn, so events leave in seq order.
         this.publishMessage(message);
         return { message, created: true };
       }
@@ -232,7 +282,12 @@ export class MessagesService {
     if (!stored.created) return { message: this.replay(stored.message, channel, content), created: false };
 
     const message = stored.message;
-    await this.deps.channels.recordSend(channel._id, principal.id, message.seq);
+    await Promise.all([
+      this.deps.channels.recordSend(channel._id, principal.id, message.seq, message.change_seq),
+      input.client_id !== undefined
+        ? this.deps.messages.rememberClientId(principal.id, input.client_id, message._id, message.created_at)
+        : undefined,
+    ]);
     try {
       await this.deps.notifications.notifyMentions(message, channel);
     } catch (error) {
@@ -240,6 +295,11 @@ export class MessagesService {
       this.deps.log.warn({ err: error, message_id: message._id }, 'mention notifications failed');
     }
     return { message: this.toPublic(message), created: true };
+  }
+
+  private async findByClientId(senderId: string, clientId: string): Promise<MessageDoc | null> {
+    const id = await this.deps.messages.findIdByClientId(senderId, clientId);
+    return id ? this.deps.messages.findById(id) : null;
   }
 
   /** A retried send: the stored message, unless the client_id now comes with something else. */
@@ -301,18 +361,37 @@ export class MessagesService {
     return this.page(actor, channel, { afterSeq: query.after_seq, beforeSeq: query.before_seq }, query.limit);
   }
 
+  /**
+   * A page of what the viewer sees (not hidden by them) between afterSeq and beforeSeq: the newest ones,
+   * or with only afterSeq the oldest after it. Read by seq in windows, so it costs the same whatever the
+   * size of the channel.
+   */
   private async page(
     actor: Actor,
     channel: ChannelDoc,
     range: { afterSeq?: number; beforeSeq?: number },
     limit: number,
   ): Promise<{ channel_id: string; messages: PublicMessage[]; has_more: boolean; last_seq: number }> {
-    const ascending = range.afterSeq !== undefined && range.beforeSeq === undefined;
-    const docs = await this.deps.messages.page(channel._id, actor.id, range, limit + 1);
-    const hasMore = docs.length > limit;
-    const kept = docs.slice(0, limit);
-    if (!ascending) kept.reverse();
-    const lastSeq = Math.max(channel.last_seq, ...kept.map((doc) => doc.seq));
+    const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
+    const low = (range.afterSeq ?? 0) + 1;
+    const high = Math.min(lastSeq, (range.beforeSeq ?? Number.MAX_SAFE_INTEGER) - 1);
+    const forward = range.afterSeq !== undefined && range.beforeSeq === undefined;
+    const visible: MessageDoc[] = [];
+    // One more than asked for tells whether more exist. Hidden messages make a window come up short:
+    // the next window continues where it ended.
+    let next = forward ? low : high;
+    while (visible.length <= limit && (forward ? next <= high : next >= low)) {
+      const want = limit + 1 - visible.length;
+      const from = forward ? next : Math.max(low, next - want + 1);
+      const to = forward ? Math.min(high, next + want - 1) : next;
+      const docs = await this.deps.messages.bySeqRange(channel._id, from, to);
+      const seen = docs.filter((doc) => !doc.hidden_for.includes(actor.id));
+      if (forward) visible.push(...seen);
+      else visible.unshift(...seen);
+      next = forward ? to + 1 : from - 1;
+    }
+    const hasMore = visible.length > limit;
+    const kept = forward ? visible.slice(0, limit) : visible.slice(-limit);
     return {
       channel_id: channel._id,
       messages: kept.map((doc) => this.toPublic(doc)),
@@ -339,7 +418,7 @@ export class MessagesService {
     }
     const cursorSeq = async (field: 'before' | 'after', id: string | undefined) => {
       if (id === undefined) return undefined;
-      const message = isId(id) ? await this.deps.messages.findById(id) : null;
+      const message = await this.deps.messages.findById(id);
       if (!message || message.channel_id !== channel._id) {
         throw validationError(`Invalid ${field} cursor`, [
           { path: field, message: 'must be the id of a message in this conversation' },
@@ -367,9 +446,8 @@ export class MessagesService {
     const kept = docs.slice(0, query.limit);
     // With nothing new, the high-water mark is the channel's own (never beyond it, so a client that
     // sent a position from elsewhere is corrected rather than made to skip what comes next).
-    const lastSeq =
-      kept.at(-1)?.change_seq ??
-      Math.min(query.since_seq, (await this.deps.messages.highWaterMarks(channel._id)).changeSeq);
+    const channelMark = Math.max(channel.last_change_seq ?? 0, this.marks.get(channel._id)?.changeSeq ?? 0);
+    const lastSeq = kept.at(-1)?.change_seq ?? Math.min(query.since_seq, channelMark);
     return {
       channel_id: channel._id,
       messages: kept.map((doc) => this.toPublic(doc)),
@@ -382,7 +460,7 @@ export class MessagesService {
 
   /** A message and its channel, if the caller can see the channel; MESSAGE_NOT_FOUND otherwise. */
   private async visibleMessage(actor: Actor, messageId: string, { memberOnly = true } = {}) {
-    const message = isId(messageId) ? await this.deps.messages.findById(messageId) : null;
+    const message = MESSAGE_ID_PATTERN.test(messageId) ? await this.deps.messages.findById(messageId) : null;
     if (!message || message.hidden_for.includes(actor.id)) throw new Errors.MESSAGE_NOT_FOUND();
     try {
       const access = memberOnly
@@ -404,20 +482,23 @@ export class MessagesService {
     channelId: string,
     change: (current: MessageDoc) => Partial<MessageDoc> | null,
   ): Promise<{ message: MessageDoc; changed: boolean }> {
-    return this.turns.run(channelId, async () => {
+    const result = await this.turns.run(channelId, async () => {
+      const channel = await this.deps.channels.find(channelId);
+      if (!channel) throw new Errors.MESSAGE_NOT_FOUND();
+      const marks = this.marksFor(channel);
       for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt += 1) {
         const current = await this.deps.messages.findById(messageId);
         if (!current) throw new Errors.MESSAGE_NOT_FOUND();
         const set = change(current);
         if (!set) return { message: current, changed: false };
-        const marks = await this.currentMarks(channelId, attempt > 0);
         const changeSeq = marks.changeSeq + 1;
         let updated: MessageDoc | null;
         try {
           updated = await this.deps.messages.restamp(messageId, current.change_seq, changeSeq, set);
         } catch (error) {
-          if (isDuplicateKey(error)) continue;
-          throw error;
+          if (!isDuplicateKey(error)) throw error;
+          await this.moveMarksPast(channelId, marks, { changeSeq });
+          continue;
         }
         if (!updated) continue; // changed meanwhile by another process: read it again
         marks.changeSeq = changeSeq;
@@ -425,6 +506,8 @@ export class MessagesService {
       }
       throw new Error(`no free change position in channel ${channelId}`);
     });
+    if (result.changed) await this.deps.channels.recordChange(channelId, result.message.change_seq);
+    return result;
   }
 
   async edit(principal: Principal, messageId: string, rawContent: string): Promise<PublicMessage> {
@@ -510,7 +593,8 @@ export class MessagesService {
   /** Hides a message from the caller's own view (history, changes, search). */
   async hide(actor: Actor, messageId: string): Promise<void> {
     const { message } = await this.visibleMessage(actor, messageId);
-    await this.deps.messages.hideFor(message._id, actor.id);
+    // In the channel's turn: FerretDB would let a concurrent change of the message undo this one.
+    await this.turns.run(message.channel_id, () => this.deps.messages.hideFor(message._id, actor.id));
   }
 
   async react(
@@ -581,11 +665,7 @@ export class MessagesService {
         { path: 'q', message: 'must contain at least one letter or digit' },
       ]);
     }
-    if (query.cursor !== undefined && !isId(query.cursor)) {
-      throw validationError('Invalid cursor', [
-        { path: 'cursor', message: 'is not a cursor this server issued' },
-      ]);
-    }
+    const beforeCursor = query.cursor !== undefined ? decodeSearchCursor(query.cursor) : undefined;
     let channelIds: string[];
     if (query.channel_id !== undefined) {
       channelIds = [(await this.deps.channels.memberAccess(actor, query.channel_id)).channel._id];
@@ -606,7 +686,7 @@ export class MessagesService {
       senderId,
       before: query.before,
       after: query.after,
-      beforeId: query.cursor,
+      beforeCursor,
       viewerId: actor.id,
       limit: query.limit + 1,
     });
@@ -614,8 +694,31 @@ export class MessagesService {
     const kept = docs.slice(0, query.limit);
     return {
       messages: kept.map((doc) => this.toPublic(doc)),
-      next_cursor: hasMore ? (kept.at(-1)?._id ?? null) : null,
+      next_cursor: hasMore && kept.length ? encodeSearchCursor(kept.at(-1)!) : null,
       has_more: hasMore,
     };
   }
+}
+
+/** Search pages end at a message: its time and id (newest first, id breaks ties). */
+function encodeSearchCursor(message: MessageDoc): string {
+  return Buffer.from(JSON.stringify([message.created_at.getTime(), message._id])).toString('base64url');
+}
+
+function decodeSearchCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [time, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
+    if (
+      typeof time === 'number' &&
+      Number.isFinite(time) &&
+      typeof id === 'string' &&
+      MESSAGE_ID_PATTERN.test(id)
+    )
+      return { createdAt: new Date(time), id };
+  } catch {
+    // fall through
+  }
+  throw validationError('Invalid cursor', [
+    { path: 'cursor', message: 'is not a cursor this server issued' },
+  ]);
 }

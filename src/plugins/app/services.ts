@@ -76,10 +76,10 @@ export default fp(
 
     const events = new InProcessEventBus();
     const channelsRepository = new ChannelsRepository(db);
-    const messagesRepository = new MessagesRepository(db);
+    // On FerretDB only id lookups use an index: read messages by id there (repositories/messages.ts).
+    const messagesRepository = new MessagesRepository(db, () => fastify.database.state.engine === 'ferretdb');
     const channels = new ChannelsService({
       channels: channelsRepository,
-      messages: messagesRepository,
       users: usersRepository,
       audit,
       events,
