@@ -14,7 +14,10 @@ export const TEST_SECRET = 'test-secret-key-that-is-long-enough-0123456789';
 export interface TestApp extends BuiltServer {
   logDir: string;
   databaseName: string;
-  /** Drops the test database, closes the app and flushes the logs; the log folder stays, to be read. */
+  /**
+   * Drops the test database (unless `keepDatabase`), closes the app and flushes the logs; the log folder
+   * stays, to be read.
+   */
   closeKeepingLogs(): Promise<void>;
   /** closeKeepingLogs(), then removes the log folder. */
   close(): Promise<void>;
@@ -28,6 +31,10 @@ export interface TestAppOptions {
   routes?: FastifyPluginAsync;
   /** Called with the (empty) log folder before the app starts, e.g. to leave files from an earlier run. */
   prepareLogDir?: (dir: string) => void;
+  /** Opens this database instead of a fresh one: a second app on a first one's data (a restart). */
+  databaseName?: string;
+  /** Leaves the database in place on close, for an app that opens it next (see `databaseName`). */
+  keepDatabase?: boolean;
 }
 
 type Overrides = Record<string, Record<string, unknown>>;
@@ -37,13 +44,15 @@ export function uniqueDatabaseName(): string {
   return `sbtest_${randomBytes(6).toString('hex')}`;
 }
 
-export function testConfigOverrides(extra: Overrides = {}): {
+export function testConfigOverrides(
+  extra: Overrides = {},
+  databaseName: string = uniqueDatabaseName(),
+): {
   overrides: Overrides;
   logDir: string;
   databaseName: string;
 } {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-test-logs-'));
-  const databaseName = uniqueDatabaseName();
   const base: Overrides = {
     server: { debug: false },
     auth: { secret_key: TEST_SECRET },
@@ -57,7 +66,7 @@ export function testConfigOverrides(extra: Overrides = {}): {
 }
 
 export async function buildTestApp(extra: Overrides = {}, options: TestAppOptions = {}): Promise<TestApp> {
-  const { overrides, logDir, databaseName } = testConfigOverrides(extra);
+  const { overrides, logDir, databaseName } = testConfigOverrides(extra, options.databaseName);
   const removeLogDir = () => fs.rmSync(logDir, { recursive: true, force: true });
   let server: BuiltServer;
   try {
@@ -72,7 +81,7 @@ export async function buildTestApp(extra: Overrides = {}, options: TestAppOption
   let closing: Promise<void> | undefined;
   const closeKeepingLogs = () =>
     (closing ??= (async () => {
-      await server.app.db.dropDatabase().catch(() => undefined);
+      if (!options.keepDatabase) await server.app.db.dropDatabase().catch(() => undefined);
       await server.close();
     })());
   return {

@@ -15,6 +15,8 @@ export interface LoadOptions {
   overallRate?: number;
   /** Requests per second per connection. */
   connectionRate?: number;
+  /** Per-request setup (e.g. a body that varies), as autocannon takes it. */
+  requests?: autocannon.Request[];
 }
 
 export interface LoadResult {
@@ -46,6 +48,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     title: options.title,
     overallRate: options.overallRate,
     connectionRate: options.connectionRate,
+    requests: options.requests,
   });
   const durationS = result.duration;
   return {

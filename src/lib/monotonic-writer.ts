@@ -7,6 +7,10 @@
 // One write at a time per document matters on FerretDB: it rewrites whole documents without isolating
 // concurrent updates, so two updates of different fields of one document racing can undo each other.
 // The writes themselves use $max, which moves a value forward only.
+//
+// With `delayMs`, a key's first change waits that long before it is written, so that a busy key is
+// written a few times a second however many callers advance it (callers that must not wait can
+// ignore the promise; `flush` writes at once).
 export type Marks = Record<string, number>;
 
 interface Waiter {
@@ -18,6 +22,9 @@ interface Waiter {
 interface KeyState {
   target: Marks;
   waiters: Waiter[];
+  timer: NodeJS.Timeout | null;
+  /** The write loop, while it runs. */
+  running: Promise<void> | null;
 }
 
 function covers(written: Marks, wanted: Marks): boolean {
@@ -27,20 +34,45 @@ function covers(written: Marks, wanted: Marks): boolean {
 export class MonotonicWriter {
   private readonly states = new Map<string, KeyState>();
 
-  constructor(private readonly write: (key: string, values: Marks) => Promise<unknown>) {}
+  constructor(
+    private readonly write: (key: string, values: Marks) => Promise<unknown>,
+    private readonly options: { delayMs?: number } = {},
+  ) {}
 
-  advance(key: string, values: Marks): Promise<void> {
-    const existing = this.states.get(key);
-    const state = existing ?? { target: {}, waiters: [] };
+  advance(key: string, values: Marks, { flush = false } = {}): Promise<void> {
+    let state = this.states.get(key);
+    if (!state) {
+      state = { target: {}, waiters: [], timer: null, running: null };
+      this.states.set(key, state);
+    }
     for (const [field, value] of Object.entries(values)) {
       state.target[field] = Math.max(state.target[field] ?? -Infinity, value);
     }
     const promise = new Promise<void>((resolve, reject) => state.waiters.push({ values, resolve, reject }));
-    if (!existing) {
-      this.states.set(key, state);
-      void this.drain(key, state);
-    }
+    if (state.running) return promise; // the running loop picks this up
+    const delayMs = flush ? 0 : (this.options.delayMs ?? 0);
+    if (delayMs === 0) this.start(key, state);
+    else state.timer ??= setTimeout(() => this.start(key, state), delayMs);
     return promise;
+  }
+
+  /** The value a field is being moved to and not yet written, if any. */
+  pending(key: string, field: string): number | undefined {
+    return this.states.get(key)?.target[field];
+  }
+
+  /** Writes everything pending now and waits for it (at shutdown). */
+  async flushAll(): Promise<void> {
+    await Promise.all(
+      [...this.states.entries()].map(([key, state]) => state.running ?? this.start(key, state)),
+    );
+  }
+
+  private start(key: string, state: KeyState): Promise<void> {
+    if (state.timer) clearTimeout(state.timer);
+    state.timer = null;
+    state.running ??= this.drain(key, state);
+    return state.running;
   }
 
   private async drain(key: string, state: KeyState): Promise<void> {

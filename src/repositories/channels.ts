@@ -1,5 +1,5 @@
 // MongoDB access for channels and memberships. Plain objects in, plain objects out; no business rules.
-import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
+import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db } from 'mongodb';
 import { COLLECTIONS } from '../db/collections.js';
 
 export const CHANNEL_KINDS = ['direct', 'group', 'department', 'public'] as const;
@@ -149,8 +149,21 @@ export class ChannelsRepository {
     const operations: AnyBulkWriteOperation<MembershipDoc>[] = memberships.map((membership) => ({
       updateOne: { filter: { _id: membership._id }, update: { $setOnInsert: membership }, upsert: true },
     }));
-    const result = await this.memberships.bulkWrite(operations, { ordered: false });
-    return result.upsertedCount;
+    try {
+      const result = await this.memberships.bulkWrite(operations, { ordered: false });
+      return result.upsertedCount;
+    } catch (error) {
+      // Two requests adding the same member at once: on FerretDB the slower upsert fails on the unique
+      // id instead of matching. Either way the member is in, which is what was asked.
+      const writeErrors = (error as { writeErrors?: { code?: number }[] }).writeErrors;
+      if (
+        error instanceof MongoBulkWriteError &&
+        writeErrors?.every((writeError) => writeError.code === 11000)
+      ) {
+        return error.result.upsertedCount;
+      }
+      throw error;
+    }
   }
 
   async removeMember(channelId: string, userId: string): Promise<boolean> {

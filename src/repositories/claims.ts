@@ -28,6 +28,11 @@ export class ClaimsRepository {
     }
   }
 
+  /** Gives a claim back (the work it guarded failed, so someone may claim it again). */
+  async release(id: string): Promise<void> {
+    await this.claims.deleteOne({ _id: id });
+  }
+
   /** Deletes claims made before `before` (what they guarded has expired by then); returns how many. */
   async deleteBefore(before: Date): Promise<number> {
     return (await this.claims.deleteMany({ at: { $lt: before } })).deletedCount;

@@ -155,6 +155,16 @@ export class MessagesRepository {
     return docs.filter((doc): doc is MessageDoc => doc !== null);
   }
 
+  /** The channel's highest change position among its messages (0 without any). Slow on FerretDB. */
+  async maxChangeSeq(channelId: string): Promise<number> {
+    const top = await this.messages
+      .find({ channel_id: channelId }, { projection: { change_seq: 1 } })
+      .sort({ channel_id: 1, change_seq: -1 })
+      .limit(1)
+      .next();
+    return top?.change_seq ?? 0;
+  }
+
   /**
    * Applies a change to a message if it is still at `expectedChangeSeq`, stamping it with `changeSeq`.
    * Returns the message after the change, or null when someone changed it first (re-read and retry).

@@ -46,6 +46,11 @@ export class NotificationsRepository {
     return this.notifications.countDocuments({ user_id: userId, read_at: null });
   }
 
+  /** Removes the notifications a message left (it was deleted for everyone: its text must go too). */
+  async deleteForMessage(messageId: string): Promise<number> {
+    return (await this.notifications.deleteMany({ message_id: messageId })).deletedCount;
+  }
+
   /** Marks the user's notifications read: the listed ones, or all. Returns how many changed. */
   async markRead(userId: string, ids: readonly string[] | null, at: Date): Promise<number> {
     const result = await this.notifications.updateMany(

@@ -31,6 +31,22 @@ import type { UserChangeEvent } from './users.js';
 
 export const GENERAL_CHANNEL = 'general';
 
+/**
+ * A send moves its channel's counters and the sender's read position in the background, at most this
+ * long after the message is stored, so a busy channel costs one write per send, not three. Until then
+ * this process answers from what it knows; after a crash the numbering is recovered from the messages
+ * themselves (their ids are "<channel>-<seq>"), and only a sender's read mark can be lost.
+ */
+const WRITE_BEHIND_MS = 200;
+
+/**
+ * Sends check "is the caller a member of this open channel" through a cache of successful checks this
+ * old at most. Removing a member, archiving or renaming clears it at once in this process; another
+ * process's change takes effect within this time (as a revoked session does).
+ */
+const SEND_ACCESS_CACHE_MS = 1_000;
+const SEND_ACCESS_CACHE_SIZE = 10_000;
+
 /** Channels whose membership only the server changes. */
 function isManaged(channel: ChannelDoc): boolean {
   return channel.kind === 'direct' || channel.kind === 'department' || channel.name_lower === GENERAL_CHANNEL;
@@ -102,21 +118,35 @@ export class ChannelsService {
       audit: AuditService;
       events: EventPublisher;
       config: Config;
+      log: { warn(object: object, message: string): void };
       now?: () => Date;
     },
   ) {
-    this.channelWriter = new MonotonicWriter((channelId, marks) =>
-      this.channelDocTurns.run(channelId, () => deps.channels.advanceMarks(channelId, marks, this.now())),
+    this.channelWriter = new MonotonicWriter(
+      (channelId, marks) =>
+        this.channelDocTurns.run(channelId, () => deps.channels.advanceMarks(channelId, marks, this.now())),
+      { delayMs: WRITE_BEHIND_MS },
     );
-    this.readWriter = new MonotonicWriter((key, marks) => {
-      const [channelId, userId] = key.split(':') as [string, string];
-      return deps.channels.advanceReadSeq(channelId, userId, marks.last_read_seq!);
+    this.readWriter = new MonotonicWriter(
+      (key, marks) => {
+        const [channelId, userId] = key.split(':') as [string, string];
+        return deps.channels.advanceReadSeq(channelId, userId, marks.last_read_seq!);
+      },
+      { delayMs: WRITE_BEHIND_MS },
+    );
+    this.events.on('membership.changed', (change) => {
+      if (change.change === 'removed') this.forgetSendAccess();
     });
   }
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
   }
+
+  private readonly sendAccess = new Map<
+    string,
+    { access: ChannelAccess & { membership: MembershipDoc }; at: number }
+  >();
 
   /** The messages service tells where each channel's numbering stands in this process. */
   useLatestSeq(source: (channelId: string) => number): void {
@@ -125,6 +155,11 @@ export class ChannelsService {
 
   toPublic(channel: ChannelDoc, membership: MembershipDoc | null, memberCount?: number): PublicChannel {
     const tz = this.deps.config.server.timezone;
+    // What this process has stored or is about to write counts too (see WRITE_BEHIND_MS).
+    const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
+    const lastRead = membership
+      ? Math.max(membership.last_read_seq, this.readWriter.pending(membership._id, 'last_read_seq') ?? 0)
+      : 0;
     return {
       id: channel._id,
       name: channel.name,
@@ -137,13 +172,13 @@ export class ChannelsService {
       updated_at: formatTimestamp(channel.updated_at, tz),
       archived: channel.archived_at !== null,
       archived_at: formatOptionalTimestamp(channel.archived_at, tz),
-      last_seq: channel.last_seq,
+      last_seq: lastSeq,
       last_message_at: formatOptionalTimestamp(channel.last_message_at, tz),
-      unread_count: membership ? Math.max(0, channel.last_seq - membership.last_read_seq) : 0,
+      unread_count: membership ? Math.max(0, lastSeq - lastRead) : 0,
       membership: membership
         ? {
             role: membership.role,
-            last_read_seq: membership.last_read_seq,
+            last_read_seq: lastRead,
             joined_at: formatTimestamp(membership.joined_at, tz),
             muted: membership.muted,
             hidden: membership.hidden,
@@ -186,6 +221,25 @@ export class ChannelsService {
     const access = await this.access(actor, reference);
     if (!access.membership) throw new Errors.NOT_CHANNEL_MEMBER();
     return access as ChannelAccess & { membership: MembershipDoc };
+  }
+
+  /** As `memberAccess`, answered from a short-lived cache of successful checks (for sends). */
+  async memberAccessForSend(
+    actor: Actor,
+    reference: string,
+  ): Promise<ChannelAccess & { membership: MembershipDoc }> {
+    const key = `${actor.id}|${reference}`;
+    const cached = this.sendAccess.get(key);
+    if (cached && Date.now() - cached.at < SEND_ACCESS_CACHE_MS) return cached.access;
+    const access = await this.memberAccess(actor, reference);
+    if (this.sendAccess.size >= SEND_ACCESS_CACHE_SIZE) this.sendAccess.clear();
+    this.sendAccess.set(key, { access, at: Date.now() });
+    return access;
+  }
+
+  /** Membership removed, channel archived or renamed: no send may rely on an earlier check. */
+  private forgetSendAccess(): void {
+    this.sendAccess.clear();
   }
 
   private assertOpen(channel: ChannelDoc): void {
@@ -348,6 +402,7 @@ export class ChannelsService {
       throw error;
     }
     if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
+    this.forgetSendAccess();
     this.deps.audit.record(
       {
         action: 'channel.update',
@@ -371,6 +426,7 @@ export class ChannelsService {
       this.deps.channels.update(access.channel._id, { archived_at: now, updated_at: now }),
     );
     if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
+    this.forgetSendAccess();
     this.deps.audit.record(
       { action: 'channel.archive', actor_id: actor.id, target_type: 'channel', target_id: channel._id },
       context,
@@ -581,9 +637,13 @@ export class ChannelsService {
         { path: 'seq', message: `must be at most ${lastSeq}` },
       ]);
     }
-    const lastRead = Math.max(seq, membership.last_read_seq);
-    if (seq > membership.last_read_seq) {
-      await this.readWriter.advance(membershipId(channel._id, actor.id), { last_read_seq: seq });
+    const readBefore = Math.max(
+      membership.last_read_seq,
+      this.readWriter.pending(membership._id, 'last_read_seq') ?? 0,
+    );
+    const lastRead = Math.max(seq, readBefore);
+    if (seq > readBefore) {
+      await this.readWriter.advance(membership._id, { last_read_seq: seq }, { flush: true });
       this.deps.events.publish(
         { type: 'read_receipt', channel_id: channel._id, user_id: actor.id, seq },
         { kind: 'channel', channelId: channel._id },
@@ -598,19 +658,26 @@ export class ChannelsService {
   }
 
   /**
-   * After a send: the channel's numbering moves forward and the sender has read their own message.
-   * Concurrent sends share these writes (MonotonicWriter), so a busy channel does not pay two per send.
+   * After a send: the channel's numbering moves forward and the sender has read their own message,
+   * written in the background (WRITE_BEHIND_MS), shared by every send of that moment.
    */
-  async recordSend(channelId: string, senderId: string, seq: number, changeSeq: number): Promise<void> {
-    await Promise.all([
-      this.channelWriter.advance(channelId, { last_seq: seq, last_change_seq: changeSeq }),
-      this.readWriter.advance(membershipId(channelId, senderId), { last_read_seq: seq }),
-    ]);
+  recordSend(channelId: string, senderId: string, seq: number, changeSeq: number): void {
+    this.inBackground(this.channelWriter.advance(channelId, { last_seq: seq, last_change_seq: changeSeq }));
+    this.inBackground(this.readWriter.advance(membershipId(channelId, senderId), { last_read_seq: seq }));
   }
 
-  /** After an edit, delete or reaction: the channel's change position moves forward. */
-  async recordChange(channelId: string, changeSeq: number): Promise<void> {
-    await this.channelWriter.advance(channelId, { last_change_seq: changeSeq });
+  /** After an edit, delete or reaction: the channel's change position moves forward (in the background). */
+  recordChange(channelId: string, changeSeq: number): void {
+    this.inBackground(this.channelWriter.advance(channelId, { last_change_seq: changeSeq }));
+  }
+
+  private inBackground(write: Promise<void>): void {
+    write.catch((error: unknown) => this.deps.log.warn({ err: error }, 'channel counters not written'));
+  }
+
+  /** Writes the counters still waiting (at shutdown). */
+  async flushCounters(): Promise<void> {
+    await Promise.all([this.channelWriter.flushAll(), this.readWriter.flushAll()]);
   }
 
   // ---- channels the server keeps in sync ----
@@ -725,6 +792,8 @@ export class ChannelsService {
       ).flatMap((membership) => (membership ? [membership.user_id] : [])),
     );
     const now = this.now();
+    // New members start with nothing unread (the record may trail this process's latest send).
+    const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
     const fresh = entries.filter((entry) => !existing.has(entry.userId));
     await this.deps.channels.addMembers(
       fresh.map((entry) => ({
@@ -732,7 +801,7 @@ export class ChannelsService {
         channel_id: channel._id,
         user_id: entry.userId,
         role: entry.role,
-        last_read_seq: channel.last_seq,
+        last_read_seq: lastSeq,
         joined_at: now,
         muted: false,
         hidden: false,

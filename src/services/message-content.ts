@@ -14,14 +14,18 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
 // eslint-disable-next-line no-control-regex -- the pattern exists to refuse control characters
 export const REACTION_PATTERN = /^[^\s\u0000-\u001f\u007f]{1,64}$/u;
 
-/** Trimmed content within the configured length, without control characters other than newline and tab. */
+/**
+ * Trimmed content within the configured length (in characters, so an emoji counts once), without control
+ * characters other than newline and tab. Windows line ends (CR LF) become plain newlines.
+ */
 export function checkContent(raw: string, config: Config, field = 'content'): string {
-  const content = raw.trim();
+  const content = raw.replace(/\r\n?/g, '\n').trim();
   const max = config.messages.max_length;
+  const length = [...content].length;
   const problem =
-    content.length === 0
+    length === 0
       ? 'must not be empty'
-      : content.length > max
+      : length > max
         ? `must be at most ${max} characters`
         : hasControlCharacters(content, { allowNewlines: true })
           ? 'must not contain control characters'

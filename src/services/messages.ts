@@ -161,12 +161,30 @@ export class MessagesService {
     const fresh = await this.deps.channels.find(channelId);
     marks.seq = Math.max(marks.seq, fresh?.last_seq ?? 0);
     marks.changeSeq = Math.max(marks.changeSeq, fresh?.last_change_seq ?? 0);
-    if (tried.seq !== undefined && tried.seq > marks.seq) {
-      if (await this.deps.messages.findById(messageKey(channelId, tried.seq))) marks.seq = tried.seq;
-      else marks.changeSeq = Math.max(marks.changeSeq, tried.changeSeq);
-    } else {
-      marks.changeSeq = Math.max(marks.changeSeq, tried.changeSeq);
+    if (
+      tried.seq !== undefined &&
+      tried.seq > marks.seq &&
+      (await this.deps.messages.findById(messageKey(channelId, tried.seq)))
+    ) {
+      // The seq is taken: walk by id to the last stored message.
+      let last = tried.seq;
+      while (await this.deps.messages.findById(messageKey(channelId, last + 1))) last += 1;
+      marks.seq = last;
+    } else if (tried.changeSeq > marks.changeSeq) {
+      // A change position is taken beyond the record: ask the messages (a scan on FerretDB, but this
+      // happens only after a crash or when another process writes to the channel).
+      marks.changeSeq = Math.max(tried.changeSeq, await this.deps.messages.maxChangeSeq(channelId));
     }
+  }
+
+  /**
+   * The channel's last seq: the record or what this process stored, and beyond that whatever another
+   * process stored meanwhile (found by id: messages are "<channel>-<seq>").
+   */
+  private async probeLastSeq(channel: ChannelDoc): Promise<number> {
+    let last = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
+    while (await this.deps.messages.findById(messageKey(channel._id, last + 1))) last += 1;
+    return last;
   }
 
   /** The highest seq this process has stored in a channel (0 when it has not written there). */
@@ -214,7 +232,6 @@ export class MessagesService {
       if (existing) return { message: this.replay(existing, channel, content), created: false };
     }
     if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
-    this.takeSendAllowance(principal.id);
 
     let replyTo: string | null = null;
     if (input.reply_to) {
@@ -223,6 +240,8 @@ export class MessagesService {
       replyTo = parent._id;
     }
     const attachments = fileIds.length ? await this.attachments(principal, fileIds, channel._id) : [];
+    // Counted once the send is known to be valid: a refused send does not use up the allowance.
+    this.takeSendAllowance(principal.id);
 
     const draft: Omit<MessageDoc, '_id' | 'seq' | 'change_seq' | 'client_key'> = {
       channel_id: channel._id,
@@ -282,12 +301,15 @@ export class MessagesService {
     if (!stored.created) return { message: this.replay(stored.message, channel, content), created: false };
 
     const message = stored.message;
-    await Promise.all([
-      this.deps.channels.recordSend(channel._id, principal.id, message.seq, message.change_seq),
-      input.client_id !== undefined
-        ? this.deps.messages.rememberClientId(principal.id, input.client_id, message._id, message.created_at)
-        : undefined,
-    ]);
+    this.deps.channels.recordSend(channel._id, principal.id, message.seq, message.change_seq);
+    if (input.client_id !== undefined) {
+      await this.deps.messages.rememberClientId(
+        principal.id,
+        input.client_id,
+        message._id,
+        message.created_at,
+      );
+    }
     try {
       await this.deps.notifications.notifyMentions(message, channel);
     } catch (error) {
@@ -331,7 +353,7 @@ export class MessagesService {
       const direct = await this.deps.channels.directChannel(principal, recipient);
       return { ...direct, recipientId: recipient._id };
     }
-    const access = await this.deps.channels.memberAccess(principal, input.channel_id!);
+    const access = await this.deps.channels.memberAccessForSend(principal, input.channel_id!);
     const recipientId =
       access.channel.kind === 'direct'
         ? (access.channel.participants?.find((id) => id !== principal.id) ?? null)
@@ -372,7 +394,7 @@ export class MessagesService {
     range: { afterSeq?: number; beforeSeq?: number },
     limit: number,
   ): Promise<{ channel_id: string; messages: PublicMessage[]; has_more: boolean; last_seq: number }> {
-    const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
+    const lastSeq = await this.probeLastSeq(channel);
     const low = (range.afterSeq ?? 0) + 1;
     const high = Math.min(lastSeq, (range.beforeSeq ?? Number.MAX_SAFE_INTEGER) - 1);
     const forward = range.afterSeq !== undefined && range.beforeSeq === undefined;
@@ -506,7 +528,7 @@ export class MessagesService {
       }
       throw new Error(`no free change position in channel ${channelId}`);
     });
-    if (result.changed) await this.deps.channels.recordChange(channelId, result.message.change_seq);
+    if (result.changed) this.deps.channels.recordChange(channelId, result.message.change_seq);
     return result;
   }
 
@@ -565,6 +587,7 @@ export class MessagesService {
     );
     if (result.changed) {
       this.publishUpdate(result.message);
+      await this.deps.notifications.forgetMessage(message._id);
       if (!bySender) {
         this.deps.audit.record(
           {
@@ -676,7 +699,7 @@ export class MessagesService {
     if (query.sender_id !== undefined) senderId = (await this.deps.users.resolve(query.sender_id))._id;
     if (channelIds.length === 0) return { messages: [], next_cursor: null, has_more: false };
     // A query that ends mid-word ("deploy fri") treats its last word as a prefix.
-    const endsMidWord = /[\p{L}\p{N}]$/u.test(query.q.trim());
+    const endsMidWord = /[\p{L}\p{N}]\p{M}*$/u.test(query.q.trim());
     const prefix = endsMidWord ? queryWords.at(-1)! : null;
     const exact = endsMidWord ? queryWords.slice(0, -1) : queryWords;
     const docs = await this.deps.messages.search({
@@ -710,7 +733,7 @@ function decodeSearchCursor(cursor: string): { createdAt: Date; id: string } {
     const [time, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
     if (
       typeof time === 'number' &&
-      Number.isFinite(time) &&
+      Number.isFinite(new Date(time).getTime()) &&
       typeof id === 'string' &&
       MESSAGE_ID_PATTERN.test(id)
     )

@@ -115,6 +115,11 @@ export class NotificationsService {
     return userIds;
   }
 
+  /** A message deleted for everyone takes its excerpts out of the notifications it left. */
+  async forgetMessage(messageId: string): Promise<void> {
+    await this.deps.notifications.deleteForMessage(messageId);
+  }
+
   async list(
     actor: Actor,
     query: { cursor?: string; unread_only: boolean; limit: number },

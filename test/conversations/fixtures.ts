@@ -15,9 +15,19 @@ import {
 
 export { expectError, expectValidation, unique, uniqueEmail } from '../identity/fixtures.js';
 
-/** Test config: a first admin, and send limits out of the way unless a test asks for them. */
+/**
+ * Test config: a first admin, send limits out of the way unless a test asks for them, and no load
+ * shedding (a busy test machine must not turn requests into 503; test/http/overload.test.ts covers it).
+ */
 export function conversationOverrides(extra: Record<string, Record<string, unknown>> = {}) {
-  return identityOverrides({}, { rate_limit: { messages_per_minute: 100_000 }, ...extra });
+  return identityOverrides(
+    {},
+    {
+      ...extra,
+      rate_limit: { messages_per_minute: 100_000, ...extra.rate_limit },
+      server: { max_event_loop_delay_ms: 0, ...extra.server },
+    },
+  );
 }
 
 export interface Person {

@@ -84,6 +84,7 @@ export default fp(
       audit,
       events,
       config,
+      log: fastify.log,
     });
     const notifications = new NotificationsService({
       notifications: new NotificationsRepository(db),
@@ -156,6 +157,12 @@ export default fp(
     fastify.addHook('onClose', async () => {
       clearInterval(sweep);
       clearInterval(announcementCheck);
+      // Counters written in the background go out before the database closes.
+      await channels
+        .flushCounters()
+        .catch((error: unknown) =>
+          fastify.log.warn({ err: error }, 'channel counters not written at shutdown'),
+        );
     });
   },
   { name: 'services', dependencies: ['config', 'database', 'jwt'] },

@@ -1,0 +1,63 @@
+// The baseline for bench:messages: a bare Fastify server (no logger, no plugins, no auth, no validation)
+// with the two database calls the app's routes end in, on the same database server:
+//   POST /messages  one insertOne of a message document shaped like the app's, into a collection with
+//                   the app's message indexes (so index upkeep costs the same)
+//   GET  /messages  one find of the 50 newest messages of a channel (indexed by channel and seq)
+import { MongoClient, ObjectId } from 'mongodb';
+import Fastify from 'fastify';
+import { COLLECTIONS, INDEXES } from '../../src/db/collections.js';
+import { termsOf } from '../../src/lib/search-terms.js';
+import { announceReady } from '../lib/child.js';
+
+const client = new MongoClient(process.env.MONGO_URL!, { maxPoolSize: 20 });
+const db = client.db(process.env.DB_NAME!);
+const messages = db.collection(COLLECTIONS.messages);
+for (const index of INDEXES.filter((entry) => entry.collection === COLLECTIONS.messages)) {
+  await messages.createIndex(index.key, index.options);
+}
+
+let seq = 0;
+const app = Fastify();
+app.post<{ Body: { channel_id: string; content: string } }>('/messages', async (request, reply) => {
+  seq += 1;
+  const id = new ObjectId().toHexString();
+  const doc = {
+    _id: id,
+    channel_id: request.body.channel_id,
+    channel_kind: 'public',
+    recipient_id: null,
+    sender_id: 'bare',
+    sender_name: 'Bare',
+    content: request.body.content,
+    message_type: 'text',
+    seq,
+    change_seq: seq,
+    reply_to: null,
+    attachments: [],
+    reactions: [],
+    edited_at: null,
+    edit_history: [],
+    deleted: false,
+    deleted_at: null,
+    deleted_by: null,
+    hidden_for: [],
+    terms: termsOf(request.body.content),
+    mentions: [],
+    client_id: null,
+    client_key: id,
+    created_at: new Date(),
+  };
+  await messages.insertOne(doc as never);
+  return reply.code(201).send(doc);
+});
+app.get<{ Querystring: { channel_id: string } }>('/messages', async (request) => {
+  return messages
+    .find({ channel_id: request.query.channel_id })
+    .sort({ channel_id: 1, seq: -1 })
+    .limit(50)
+    .toArray();
+});
+app.addHook('onClose', async () => client.close());
+await app.listen({ host: '127.0.0.1', port: 0 });
+announceReady((app.server.address() as { port: number }).port);
+process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
