@@ -37,7 +37,7 @@ export const GENERAL_CHANNEL = 'general';
  * this process answers from what it knows; after a crash the numbering is recovered from the messages
  * themselves (their ids are "<channel>-<seq>"), and only a sender's read mark can be lost.
  */
-const WRITE_BEHIND_MS = 200;
+const WRITE_BEHIND_MS = 1_000;
 
 /**
  * Sends check "is the caller a member of this open channel" through a cache of successful checks this
