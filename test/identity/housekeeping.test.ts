@@ -47,6 +47,7 @@ describe('housekeeping sweep', () => {
       passwordTokens: 0,
       loginThrottle: 0,
       claims: 0,
+      messageClientIds: 0,
     });
 
     // Eight days on (within the sessions' absolute lifetime): the logged-out session, the token past its

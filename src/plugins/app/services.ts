@@ -51,7 +51,6 @@ export default fp(
     const claims = new ClaimsRepository(db);
     const longestTokenMs =
       Math.max(config.auth.session_max_age_s, config.auth.set_password_token_ttl_s) * 1000;
-    const housekeeping = new Housekeeping({ sessions, passwordTokens, throttle, claims }, longestTokenMs);
     const audit = new AuditService(fastify.loggers.audit);
     const securityEvents = new SecurityEvents(fastify.loggers.security);
     const auth = new AuthService({
@@ -78,6 +77,10 @@ export default fp(
     const channelsRepository = new ChannelsRepository(db);
     // On FerretDB only id lookups use an index: read messages by id there (repositories/messages.ts).
     const messagesRepository = new MessagesRepository(db, () => fastify.database.state.engine === 'ferretdb');
+    const housekeeping = new Housekeeping(
+      { sessions, passwordTokens, throttle, claims, messages: messagesRepository },
+      longestTokenMs,
+    );
     const channels = new ChannelsService({
       channels: channelsRepository,
       users: usersRepository,
