@@ -110,7 +110,7 @@ export const INDEXES: readonly IndexDeclaration[] = [
   },
   {
     collection: COLLECTIONS.announcements,
-    key: { published_at: 1, scheduled_at: 1 },
+    key: { published_at: 1, due_at: 1 },
     options: { name: 'announcements_due' },
   },
   {

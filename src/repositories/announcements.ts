@@ -11,8 +11,10 @@ export interface AnnouncementDoc {
   priority: AnnouncementPriority;
   created_by: string;
   created_at: Date;
-  /** When it should go out; null: at once. */
+  /** When it should go out, as the admin asked; null: at once. */
   scheduled_at: Date | null;
+  /** When the scheduler publishes it if nobody has: scheduled_at, or the creation time. */
+  due_at: Date;
   /** When it went out; null while it waits for its time. */
   published_at: Date | null;
   deleted_at: Date | null;
@@ -49,15 +51,16 @@ export class AnnouncementsRepository {
   /** Scheduled announcements whose time has come and that have not been published. */
   due(now: Date, limit: number): Promise<AnnouncementDoc[]> {
     return this.announcements
-      .find({ published_at: null, deleted_at: null, scheduled_at: { $lte: now } })
-      .sort({ scheduled_at: 1 })
+      .find({ published_at: null, deleted_at: null, due_at: { $lte: now } })
+      .sort({ due_at: 1 })
       .limit(limit)
       .toArray();
   }
 
+  /** Marks published unless it was deleted meanwhile (then null). */
   markPublished(id: string, at: Date): Promise<AnnouncementDoc | null> {
     return this.announcements.findOneAndUpdate(
-      { _id: id },
+      { _id: id, deleted_at: null },
       { $set: { published_at: at } },
       { returnDocument: 'after' },
     );

@@ -58,6 +58,12 @@ export class ChannelsRepository {
     return this.channels.insertOne(channel);
   }
 
+  /** Undoes a channel that could not be completed (it never held messages). */
+  async deleteWithMembers(id: string): Promise<void> {
+    await this.memberships.deleteMany({ channel_id: id });
+    await this.channels.deleteOne({ _id: id });
+  }
+
   findById(id: string): Promise<ChannelDoc | null> {
     return this.channels.findOne({ _id: id });
   }

@@ -46,6 +46,10 @@ export class NotificationsRepository {
     return this.notifications.countDocuments({ user_id: userId, read_at: null });
   }
 
+  updateExcerpts(messageId: string, excerpt: string): Promise<unknown> {
+    return this.notifications.updateMany({ message_id: messageId }, { $set: { excerpt } });
+  }
+
   /** Removes the notifications a message left (it was deleted for everyone: its text must go too). */
   async deleteForMessage(messageId: string): Promise<number> {
     return (await this.notifications.deleteMany({ message_id: messageId })).deletedCount;

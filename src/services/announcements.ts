@@ -86,6 +86,8 @@ export class AnnouncementsService {
       created_by: actor.id,
       created_at: now,
       scheduled_at: scheduledAt,
+      // Set for "now" too, so that the scheduler publishes it if this request fails midway.
+      due_at: scheduledAt ?? now,
       published_at: null,
       deleted_at: null,
     };

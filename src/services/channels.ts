@@ -105,11 +105,15 @@ export class ChannelsService {
    * each other): numbering, renames and archiving alike.
    */
   private readonly channelDocTurns = new KeyedQueue();
+  /** Likewise for a membership: read marks and preferences. */
+  private readonly membershipTurns = new KeyedQueue();
   /** Writes a channel's last_seq and last_change_seq, coalescing concurrent sends. */
   private readonly channelWriter: MonotonicWriter;
   private readonly readWriter: MonotonicWriter;
   /** The highest seq this process has stored per channel (the channel record trails it by a write). */
   private latestSeqSeen: (channelId: string) => number = () => 0;
+  /** The channel's last seq, looking beyond the record by message id (set by the messages service). */
+  private probeLastSeq: (channel: ChannelDoc) => Promise<number> = async (channel) => channel.last_seq;
 
   constructor(
     private readonly deps: {
@@ -130,7 +134,9 @@ export class ChannelsService {
     this.readWriter = new MonotonicWriter(
       (key, marks) => {
         const [channelId, userId] = key.split(':') as [string, string];
-        return deps.channels.advanceReadSeq(channelId, userId, marks.last_read_seq!);
+        return this.membershipTurns.run(key, () =>
+          deps.channels.advanceReadSeq(channelId, userId, marks.last_read_seq!),
+        );
       },
       { delayMs: WRITE_BEHIND_MS },
     );
@@ -149,8 +155,9 @@ export class ChannelsService {
   >();
 
   /** The messages service tells where each channel's numbering stands in this process. */
-  useLatestSeq(source: (channelId: string) => number): void {
+  useLatestSeq(source: (channelId: string) => number, probe: (channel: ChannelDoc) => Promise<number>): void {
     this.latestSeqSeen = source;
+    this.probeLastSeq = probe;
   }
 
   toPublic(channel: ChannelDoc, membership: MembershipDoc | null, memberCount?: number): PublicChannel {
@@ -300,13 +307,19 @@ export class ChannelsService {
     if (input.kind === 'department') {
       await this.syncDepartmentMembers(channel);
     } else {
-      await this.addMemberships(channel, [{ userId: actor.id, role: 'owner' }]);
-      await this.addMemberships(
-        channel,
-        members
-          .filter((user) => user._id !== actor.id)
-          .map((user) => ({ userId: user._id, role: 'member' as const })),
-      );
+      try {
+        await this.addMemberships(channel, [{ userId: actor.id, role: 'owner' }]);
+        await this.addMemberships(
+          channel,
+          members
+            .filter((user) => user._id !== actor.id)
+            .map((user) => ({ userId: user._id, role: 'member' as const })),
+        );
+      } catch (error) {
+        // Nothing half-made: a channel without its owner would hold its name and be seen by nobody.
+        await this.deps.channels.deleteWithMembers(channel._id).catch(() => undefined);
+        throw error;
+      }
     }
     this.deps.audit.record(
       {
@@ -347,12 +360,13 @@ export class ChannelsService {
   ): Promise<ChannelAccess & { membership: MembershipDoc; created: boolean }> {
     if (other._id === actor.id)
       throw new Errors.INVALID_RECIPIENT('You cannot send a direct message to yourself');
+    // Checked on every use, not only when the channel is made: a disabled account receives nothing.
+    if (other.status !== 'active') throw new Errors.INVALID_RECIPIENT('This account is disabled');
     const pair = [actor.id, other._id].sort();
     const name = `dm:${pair[0]}:${pair[1]}`;
     let channel = await this.deps.channels.findByName(name);
     let created = false;
     if (!channel) {
-      if (other.status !== 'active') throw new Errors.INVALID_RECIPIENT('This account is disabled');
       const fresh = channelDoc({
         name,
         kind: 'direct',
@@ -573,14 +587,17 @@ export class ChannelsService {
       ? access.membership
       : await this.deps.channels.findMembership(access.channel._id, target._id);
     if (!membership) throw new Errors.USER_NOT_FOUND();
-    if (membership.role === 'owner' && access.channel.kind === 'group') {
-      const owners = (await this.deps.channels.members(access.channel._id, 10_000)).filter(
-        (member) => member.role === 'owner',
-      );
-      const remaining = await this.deps.channels.countMembers(access.channel._id);
-      if (owners.length <= 1 && remaining > 1) throw new Errors.LAST_OWNER();
-    }
-    await this.deps.channels.removeMember(access.channel._id, target._id);
+    // Check and removal in the channel's turn: two owners leaving at once must not both pass the check.
+    await this.channelDocTurns.run(access.channel._id, async () => {
+      if (membership.role === 'owner' && access.channel.kind === 'group') {
+        const owners = (await this.deps.channels.members(access.channel._id, 10_000)).filter(
+          (member) => member.role === 'owner',
+        );
+        const remaining = await this.deps.channels.countMembers(access.channel._id);
+        if (owners.length <= 1 && remaining > 1) throw new Errors.LAST_OWNER();
+      }
+      await this.deps.channels.removeMember(access.channel._id, target._id);
+    });
     this.events.emit('membership.changed', {
       channelId: access.channel._id,
       userIds: [target._id],
@@ -616,7 +633,9 @@ export class ChannelsService {
     changes: { muted?: boolean; hidden?: boolean },
   ): Promise<PublicChannel> {
     const access = await this.memberAccess(actor, reference);
-    const membership = await this.deps.channels.updateMembership(access.channel._id, actor.id, changes);
+    const membership = await this.membershipTurns.run(access.membership._id, () =>
+      this.deps.channels.updateMembership(access.channel._id, actor.id, changes),
+    );
     if (!membership) throw new Errors.NOT_CHANNEL_MEMBER();
     return this.toPublic(access.channel, membership);
   }
@@ -630,8 +649,10 @@ export class ChannelsService {
     seq: number,
   ): Promise<{ channel_id: string; last_read_seq: number; unread_count: number }> {
     const { channel, membership } = await this.memberAccess(actor, reference);
-    // The channel record trails a send by one write; this process knows its own latest sends.
-    const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
+    // The channel record trails sends by up to WRITE_BEHIND_MS (or a crash, or another process): past
+    // what this process knows, the messages themselves say how far the channel goes.
+    let lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
+    if (seq > lastSeq) lastSeq = await this.probeLastSeq(channel);
     if (seq > lastSeq) {
       throw validationError(`seq is beyond the channel's last message (${lastSeq})`, [
         { path: 'seq', message: `must be at most ${lastSeq}` },

@@ -118,7 +118,10 @@ export class MessagesService {
     },
   ) {
     this.rateLimiter = new SendRateLimiter(deps.config.rate_limit.messages_per_minute);
-    deps.channels.useLatestSeq((channelId) => this.latestSeqSeen(channelId));
+    deps.channels.useLatestSeq(
+      (channelId) => this.latestSeqSeen(channelId),
+      (channel) => this.probeLastSeq(channel),
+    );
   }
 
   /** The files issue plugs in the resolver that checks stored files and who may share them. */
@@ -276,7 +279,7 @@ export class MessagesService {
           _id: id,
           seq,
           change_seq: marks.changeSeq + 1,
-          client_key: input.client_id ?? id,
+          client_key: clientKey(input.client_id, id),
         };
         try {
           await this.deps.messages.insert(message);
@@ -284,7 +287,10 @@ export class MessagesService {
           if (!isDuplicateKey(error)) throw error;
           // The client_id was used meanwhile (a retry through another process), or a number was taken.
           if (input.client_id !== undefined) {
-            const existing = await this.deps.messages.findByClientKey(principal.id, input.client_id);
+            const existing = await this.deps.messages.findByClientKey(
+              principal.id,
+              clientKey(input.client_id, id),
+            );
             if (existing) return { message: existing, created: false };
           }
           await this.moveMarksPast(channel._id, marks, { seq, changeSeq: message.change_seq });
@@ -302,19 +308,24 @@ export class MessagesService {
 
     const message = stored.message;
     this.deps.channels.recordSend(channel._id, principal.id, message.seq, message.change_seq);
-    if (input.client_id !== undefined) {
-      await this.deps.messages.rememberClientId(
-        principal.id,
-        input.client_id,
-        message._id,
-        message.created_at,
-      );
-    }
     try {
-      await this.deps.notifications.notifyMentions(message, channel);
+      // Only a shortcut for retries (without it a retry finds the message through the unique index).
+      if (input.client_id !== undefined) {
+        await this.deps.messages.rememberClientId(
+          principal.id,
+          input.client_id,
+          message._id,
+          message.created_at,
+        );
+      }
+      // A delete racing this would leave the deleted text in notifications: check after storing them.
+      await this.deps.notifications.notifyMentions(message, channel, async () => {
+        const current = await this.deps.messages.findById(message._id);
+        return current !== null && !current.deleted;
+      });
     } catch (error) {
       // The message is stored and delivered; a lost mention notification is logged, not fatal.
-      this.deps.log.warn({ err: error, message_id: message._id }, 'mention notifications failed');
+      this.deps.log.warn({ err: error, message_id: message._id }, 'client_id record or mentions failed');
     }
     return { message: this.toPublic(message), created: true };
   }
@@ -326,7 +337,10 @@ export class MessagesService {
 
   /** A retried send: the stored message, unless the client_id now comes with something else. */
   private replay(existing: MessageDoc, channel: ChannelDoc, content: string): PublicMessage {
-    if (existing.channel_id !== channel._id || (existing.content !== content && !existing.deleted)) {
+    // The text as first sent: an edit since then does not make the retry a different message.
+    const original = existing.edited_at ? existing.edit_history[0]?.content : existing.content;
+    const differs = !existing.deleted && original !== undefined && original !== content;
+    if (existing.channel_id !== channel._id || differs) {
       throw new Errors.CLIENT_ID_CONFLICT();
     }
     return this.toPublic(existing);
@@ -554,7 +568,11 @@ export class MessagesService {
         edit_history: historyLimit > 0 ? history.slice(-historyLimit) : [],
       };
     });
-    if (result.changed) this.publishUpdate(result.message);
+    if (result.changed) {
+      this.publishUpdate(result.message);
+      // The notifications it left show the new text, not the one the sender took back.
+      await this.deps.notifications.refreshExcerpts(result.message);
+    }
     return this.toPublic(result.message);
   }
 
@@ -585,9 +603,10 @@ export class MessagesService {
             edit_history: [],
           },
     );
+    // Also when it was already deleted: a retry finishes what a failed first attempt left.
+    await this.deps.notifications.forgetMessage(message._id);
     if (result.changed) {
       this.publishUpdate(result.message);
-      await this.deps.notifications.forgetMessage(message._id);
       if (!bySender) {
         this.deps.audit.record(
           {
@@ -608,8 +627,10 @@ export class MessagesService {
     try {
       await this.deps.channels.memberAccess(actor, channel._id);
       return true;
-    } catch {
-      return false;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'NOT_CHANNEL_MEMBER' || code === 'CHANNEL_NOT_FOUND') return false;
+      throw error;
     }
   }
 
@@ -721,6 +742,14 @@ export class MessagesService {
       has_more: hasMore,
     };
   }
+}
+
+/**
+ * The per-sender unique key of a message: its client_id, or its own id when it has none, in separate
+ * spaces so that a client_id shaped like a message id cannot collide with one.
+ */
+function clientKey(clientId: string | undefined, messageId: string): string {
+  return clientId !== undefined ? `c:${clientId}` : `m:${messageId}`;
 }
 
 /** Search pages end at a message: its time and id (newest first, id breaks ties). */

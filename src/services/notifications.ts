@@ -88,8 +88,15 @@ export class NotificationsService {
     return [...new Set(ids)].filter((id) => id !== message.sender_id);
   }
 
-  /** Stores a notification for each mentioned member and tells each of them. */
-  async notifyMentions(message: MessageDoc, channel: ChannelDoc): Promise<string[]> {
+  /**
+   * Stores a notification for each mentioned member and tells each of them, unless `stillLive` says the
+   * message was deleted meanwhile (then the stored ones are removed again).
+   */
+  async notifyMentions(
+    message: MessageDoc,
+    channel: ChannelDoc,
+    stillLive: () => Promise<boolean> = async () => true,
+  ): Promise<string[]> {
     const userIds = await this.mentionedMembers(message, channel);
     if (userIds.length === 0) return [];
     const docs: NotificationDoc[] = userIds.map((userId) => ({
@@ -106,6 +113,10 @@ export class NotificationsService {
       read_at: null,
     }));
     await this.deps.notifications.insertMany(docs);
+    if (!(await stillLive())) {
+      await this.deps.notifications.deleteForMessage(message._id);
+      return [];
+    }
     for (const doc of docs) {
       this.deps.events.publish(
         { type: 'notification', notification: this.toPublic(doc) },
@@ -113,6 +124,11 @@ export class NotificationsService {
       );
     }
     return userIds;
+  }
+
+  /** An edited message's notifications show its new text. */
+  async refreshExcerpts(message: MessageDoc): Promise<void> {
+    await this.deps.notifications.updateExcerpts(message._id, excerpt(message.content));
   }
 
   /** A message deleted for everyone takes its excerpts out of the notifications it left. */

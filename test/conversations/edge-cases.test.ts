@@ -1,0 +1,96 @@
+// Cases found in review: a client_id shaped like a message id, a retry after an edit, excerpts after an
+// edit, a direct message to an account disabled after the conversation began.
+import { describe, expect, it } from 'vitest';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, bearer } from '../identity/fixtures.js';
+import { useTestApp } from '../helper.js';
+import {
+  call,
+  conversationOverrides,
+  createChannel,
+  expectError,
+  ok,
+  person,
+  send,
+  unique,
+} from './fixtures.js';
+
+describe('conversation edge cases', () => {
+  const testApp = useTestApp(conversationOverrides());
+  const app = () => testApp().app;
+
+  it('a client_id shaped like the next message id does not get in the way of the next send', async () => {
+    const alice = await person(app());
+    const channel = await createChannel(app(), alice, { name: unique('ids'), kind: 'group' });
+    const first = await send(app(), alice, { channel_id: channel.id, content: 'one' });
+    const crafted = await send(app(), alice, {
+      channel_id: channel.id,
+      content: 'crafted',
+      client_id: `${channel.id}-${first.seq + 2}`,
+    });
+    const next = await send(app(), alice, { channel_id: channel.id, content: 'three' });
+    expect([first.seq, crafted.seq, next.seq]).toEqual([1, 2, 3]);
+  });
+
+  it('a retry of a send that was edited since returns the message, not a conflict', async () => {
+    const alice = await person(app());
+    const channel = await createChannel(app(), alice, { name: unique('retry'), kind: 'group' });
+    const sent = await send(app(), alice, {
+      channel_id: channel.id,
+      content: 'typo',
+      client_id: 'edit-then-retry',
+    });
+    await ok(call(app(), alice, 'PATCH', `/messages/${sent.id}`, { content: 'fixed' }));
+    const retry = await send(
+      app(),
+      alice,
+      { channel_id: channel.id, content: 'typo', client_id: 'edit-then-retry' },
+      200,
+    );
+    expect(retry).toMatchObject({ id: sent.id, content: 'fixed' });
+  });
+
+  it('an edit updates the excerpt of the notifications the message left', async () => {
+    const alice = await person(app());
+    const bob = await person(app());
+    const channel = await createChannel(app(), alice, {
+      name: unique('edit'),
+      kind: 'group',
+      members: [bob.id],
+    });
+    const sent = await send(app(), alice, {
+      channel_id: channel.id,
+      content: `@${bob.email} the code is 1234`,
+    });
+    await ok(
+      call(app(), alice, 'PATCH', `/messages/${sent.id}`, { content: `@${bob.email} ask me for the code` }),
+    );
+    const list = await ok<{ notifications: { message_id: string; excerpt: string }[] }>(
+      call(app(), bob, 'GET', '/notifications'),
+    );
+    const mine = list.notifications.filter((notification) => notification.message_id === sent.id);
+    expect(mine.map((notification) => notification.excerpt)).toEqual([`@${bob.email} ask me for the code`]);
+  });
+
+  it('no direct message reaches an account disabled after the conversation began', async () => {
+    const alice = await person(app());
+    const bob = await person(app());
+    await send(app(), alice, { recipient_id: bob.id, content: 'hello' });
+    const admin = await app().inject({
+      method: 'POST',
+      url: '/api/v2/auth/login',
+      payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },
+    });
+    const disabled = await app().inject({
+      method: 'PATCH',
+      url: `/api/v2/admin/users/${bob.id}`,
+      headers: bearer(admin.json<{ access_token: string }>().access_token),
+      payload: { disabled: true },
+    });
+    expect(disabled.statusCode, disabled.body).toBe(200);
+    expectError(
+      await call(app(), alice, 'POST', '/messages', { recipient_id: bob.id, content: 'again' }),
+      400,
+      'INVALID_RECIPIENT',
+    );
+  });
+});
