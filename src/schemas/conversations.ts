@@ -124,6 +124,14 @@ export const membersResponse = z.object({
   next_cursor: z.string().nullable(),
   has_more: z.boolean(),
 });
+export const memberRoleBody = z.strictObject({
+  role: z.enum(['owner', 'member'], { error: 'must be owner or member' }),
+});
+export const memberRoleResponse = z.object({
+  channel_id: z.string(),
+  user_id: z.string(),
+  role: z.enum(['owner', 'member']),
+});
 export const addMembersBody = z.strictObject({ members: z.array(userRef).min(1).max(500) });
 export const addMembersResponse = z.object({ channel_id: z.string(), added: z.array(z.string()) });
 

@@ -615,6 +615,47 @@ export class ChannelsService {
     );
   }
 
+  /** Makes a member an owner or a plain member (owners; moderators and admins for any group or public). */
+  async setMemberRole(
+    actor: Actor,
+    reference: string,
+    userReference: string,
+    role: MemberRole,
+    context: RequestContext,
+  ): Promise<{ channel_id: string; user_id: string; role: MemberRole }> {
+    const access = await this.access(actor, reference);
+    this.assertCanManageMembers(actor, access);
+    this.assertOpen(access.channel);
+    const target = await this.resolveUser(userReference);
+    const key = membershipId(access.channel._id, target._id);
+    // In the channel's turn, like leaving: the last owner cannot step down while others remain.
+    await this.channelDocTurns.run(access.channel._id, async () => {
+      const membership = await this.deps.channels.findMembership(access.channel._id, target._id);
+      if (!membership) throw new Errors.USER_NOT_FOUND();
+      if (membership.role === role) return;
+      if (membership.role === 'owner') {
+        const owners = (await this.deps.channels.members(access.channel._id, 10_000)).filter(
+          (member) => member.role === 'owner',
+        );
+        if (owners.length <= 1) throw new Errors.LAST_OWNER();
+      }
+      await this.membershipTurns.run(key, () =>
+        this.deps.channels.updateMembership(access.channel._id, target._id, { role }),
+      );
+    });
+    this.deps.audit.record(
+      {
+        action: 'channel.member_role',
+        actor_id: actor.id,
+        target_type: 'channel',
+        target_id: access.channel._id,
+        details: { user_id: target._id, role },
+      },
+      context,
+    );
+    return { channel_id: access.channel._id, user_id: target._id, role };
+  }
+
   /** Joins a public channel (idempotent). */
   async join(actor: Actor, reference: string): Promise<PublicChannel> {
     const access = await this.access(actor, reference);

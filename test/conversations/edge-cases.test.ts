@@ -94,3 +94,46 @@ describe('conversation edge cases', () => {
     );
   });
 });
+
+describe('member roles', () => {
+  const testApp = useTestApp(conversationOverrides());
+  const app = () => testApp().app;
+
+  it('the last owner hands the group over, then may leave; a group never loses its last owner', async () => {
+    const alice = await person(app());
+    const bob = await person(app());
+    const carol = await person(app());
+    const channel = await createChannel(app(), alice, {
+      name: unique('roles'),
+      kind: 'group',
+      members: [bob.id, carol.id],
+    });
+    const url = (who: string) => `/channels/${channel.id}/members/${who}`;
+    expectError(await call(app(), alice, 'DELETE', url(alice.id)), 409, 'LAST_OWNER');
+    expectError(await call(app(), alice, 'PATCH', url(alice.id), { role: 'member' }), 409, 'LAST_OWNER');
+    // A plain member cannot change roles; bad bodies and strangers are refused; nothing changes.
+    expectError(await call(app(), bob, 'PATCH', url(bob.id), { role: 'owner' }), 403, 'FORBIDDEN');
+    expectError(await call(app(), alice, 'PATCH', url(bob.id), { role: 'admin' }), 400, 'VALIDATION_FAILED');
+    expectError(await call(app(), alice, 'PATCH', url(bob.id), {}), 400, 'VALIDATION_FAILED');
+    const stranger = await person(app());
+    expectError(
+      await call(app(), alice, 'PATCH', url(stranger.id), { role: 'owner' }),
+      404,
+      'USER_NOT_FOUND',
+    );
+
+    expect(await ok(call(app(), alice, 'PATCH', url(bob.email), { role: 'owner' }))).toEqual({
+      channel_id: channel.id,
+      user_id: bob.id,
+      role: 'owner',
+    });
+    await ok(call(app(), alice, 'DELETE', url(alice.id)), 204);
+    const members = await ok<{ members: { user_id: string; role: string }[] }>(
+      call(app(), bob, 'GET', `/channels/${channel.id}/members`),
+    );
+    expect(Object.fromEntries(members.members.map((member) => [member.user_id, member.role]))).toEqual({
+      [bob.id]: 'owner',
+      [carol.id]: 'member',
+    });
+  });
+});

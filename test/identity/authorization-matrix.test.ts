@@ -277,6 +277,16 @@ const CONVERSATION_TABLE: Record<string, Entry> = {
       return { params: { channelId: await groupChannel(ctx, [target]), userId: target } };
     },
   },
+  'PATCH /api/v2/channels/:channelId/members/:userId': {
+    expect: groupManagers(200),
+    request: async (ctx) => {
+      const target = await ctx.newTarget();
+      return {
+        params: { channelId: await groupChannel(ctx, [target]), userId: target },
+        payload: { role: 'owner' },
+      };
+    },
+  },
   'POST /api/v2/channels/:channelId/read': {
     expect: signedIn(200),
     request: async () => ({ params: { channelId: 'general' }, payload: { seq: 0 } }),

@@ -15,6 +15,8 @@ import {
   createChannelBody,
   historyQuery,
   historyResponse,
+  memberRoleBody,
+  memberRoleResponse,
   membersQuery,
   membersResponse,
   preferencesBody,
@@ -200,6 +202,30 @@ const channelsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       const { channelId, userId } = request.params;
       await fastify.channels.removeMember(request.principal, channelId, userId, requestContext(request));
       return reply.code(204).send(null);
+    },
+  );
+
+  fastify.patch(
+    '/channels/:channelId/members/:userId',
+    {
+      schema: {
+        tags,
+        summary: 'Make a member an owner, or an owner a plain member (a group keeps at least one owner)',
+        security,
+        params: channelMemberParams,
+        body: memberRoleBody,
+        response: { 200: memberRoleResponse, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { channelId, userId } = request.params;
+      return fastify.channels.setMemberRole(
+        request.principal,
+        channelId,
+        userId,
+        request.body.role,
+        requestContext(request),
+      );
     },
   );
 
