@@ -63,16 +63,10 @@ export class SessionsRepository {
     );
   }
 
-  /** Revokes every open session of a user except `keep`; returns the ids revoked. */
-  async revokeAllForUser(userId: string, reason: string, at: Date, keep?: string): Promise<string[]> {
+  /** The ids of a user's open sessions, except `keep`. */
+  async openIdsOfUser(userId: string, keep?: string): Promise<string[]> {
     const filter = { user_id: userId, revoked_at: null, ...(keep ? { _id: { $ne: keep } } : {}) };
     const open = await this.sessions.find(filter, { projection: { _id: 1 } }).toArray();
-    if (open.length === 0) return [];
-    const ids = open.map((s) => s._id);
-    await this.sessions.updateMany(
-      { _id: { $in: ids }, revoked_at: null },
-      { $set: { revoked_at: at, revoked_reason: reason } },
-    );
-    return ids;
+    return open.map((s) => s._id);
   }
 }

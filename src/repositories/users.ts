@@ -2,6 +2,7 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import type { Role } from '../auth/permissions.js';
 import { COLLECTIONS } from '../db/collections.js';
+import { KeyedQueue } from '../lib/keyed-queue.js';
 import { escapeRegex } from '../lib/search-terms.js';
 
 export type UserStatus = 'active' | 'disabled';
@@ -37,6 +38,12 @@ export interface DirectoryQuery {
 export class UsersRepository {
   private readonly users: Collection<UserDoc>;
 
+  /**
+   * Writes to one user take turns in this process: FerretDB does not isolate concurrent updates of a
+   * document, so a "last seen" touch racing an admin's change (disabling the account) could undo it.
+   */
+  private readonly writes = new KeyedQueue();
+
   constructor(db: Db) {
     this.users = db.collection<UserDoc>(COLLECTIONS.users);
   }
@@ -55,11 +62,13 @@ export class UsersRepository {
 
   /** Applies `set` and returns the updated user (null when it does not exist). */
   update(id: string, set: Partial<UserDoc>): Promise<UserDoc | null> {
-    return this.users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' });
+    return this.writes.run(id, () =>
+      this.users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' }),
+    );
   }
 
   touchLastSeen(id: string, at: Date): Promise<unknown> {
-    return this.users.updateOne({ _id: id }, { $set: { last_seen_at: at } });
+    return this.writes.run(id, () => this.users.updateOne({ _id: id }, { $set: { last_seen_at: at } }));
   }
 
   findByIds(ids: readonly string[]): Promise<UserDoc[]> {

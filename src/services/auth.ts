@@ -20,6 +20,7 @@ import type { SessionDoc, SessionsRepository } from '../repositories/sessions.js
 import type { UserDoc, UsersRepository } from '../repositories/users.js';
 import type { AuditService } from './audit.js';
 import type { Principal, RequestContext } from './context.js';
+import { KeyedQueue } from '../lib/keyed-queue.js';
 import type { SecurityEvents } from './security-events.js';
 
 /** How long a session check is trusted without asking the database again. */
@@ -58,6 +59,11 @@ export class AuthService {
   private readonly sessionCache = new Map<string, CachedSession>();
   private readonly guard: LoginGuard;
   private readonly sessionChecks = new Map<string, Promise<Principal | null>>();
+  /**
+   * Writes to one session take turns in this process: FerretDB does not isolate concurrent updates of a
+   * document, so a "last used" touch or a rotation racing a revocation could write the session back open.
+   */
+  private readonly sessionTurns = new KeyedQueue();
 
   constructor(
     private readonly deps: {
@@ -248,7 +254,9 @@ export class AuthService {
 
   private async rotate(session: SessionDoc, now: Date): Promise<{ token: string } | null> {
     const token = `${session._id}.${randomToken(32)}`;
-    const updated = await this.deps.sessions.rotate(session, sha256(token), REMEMBERED_REFRESH_TOKENS, now);
+    const updated = await this.sessionTurns.run(session._id, () =>
+      this.deps.sessions.rotate(session, sha256(token), REMEMBERED_REFRESH_TOKENS, now),
+    );
     return updated ? { token } : null;
   }
 
@@ -323,7 +331,9 @@ export class AuthService {
         // Keep the idle timer moving, but write at most about once a minute per session.
         const touchEveryMs = Math.min(60_000, (this.settings.session_timeout_s * 1000) / 4);
         if (now.getTime() - session.last_used_at.getTime() > touchEveryMs) {
-          void this.deps.sessions.touch(sessionId, now).catch(() => undefined);
+          void this.sessionTurns
+            .run(sessionId, () => this.deps.sessions.touch(sessionId, now))
+            .catch(() => undefined);
           void this.deps.users.touchLastSeen(user._id, now).catch(() => undefined);
         }
       }
@@ -341,10 +351,14 @@ export class AuthService {
     return session.expires_at <= now || idleMs > this.settings.session_timeout_s * 1000;
   }
 
-  async revokeSession(sessionId: string, reason: string): Promise<void> {
-    const revoked = await this.deps.sessions.revoke(sessionId, reason, this.now());
+  /** Ends a session; true when this call ended it. */
+  async revokeSession(sessionId: string, reason: string): Promise<boolean> {
+    const revoked = await this.sessionTurns.run(sessionId, () =>
+      this.deps.sessions.revoke(sessionId, reason, this.now()),
+    );
     this.sessionCache.delete(sessionId);
     if (revoked) this.events.emit('session.revoked', { sessionId, userId: revoked.user_id, reason });
+    return revoked !== null;
   }
 
   /** Revokes all of a user's sessions (except `keep`, the caller's own when changing a password). */
@@ -355,10 +369,10 @@ export class AuthService {
     context: RequestContext,
     keep?: string,
   ): Promise<number> {
-    const ids = await this.deps.sessions.revokeAllForUser(userId, reason, this.now(), keep);
-    for (const sessionId of ids) {
-      this.sessionCache.delete(sessionId);
-      this.events.emit('session.revoked', { sessionId, userId, reason });
+    const ids: string[] = [];
+    // One by one, each in its session's turn (see sessionTurns).
+    for (const sessionId of await this.deps.sessions.openIdsOfUser(userId, keep)) {
+      if (await this.revokeSession(sessionId, reason)) ids.push(sessionId);
     }
     if (ids.length) {
       this.deps.audit.record(
