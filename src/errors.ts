@@ -141,6 +141,13 @@ export interface ErrorBody {
   retry_after?: number;
 }
 
+/** A cursor the server did not issue (400 VALIDATION_FAILED naming `cursor`). */
+export function invalidCursor(): Error & { details: ErrorDetail[] } {
+  return validationError('Invalid cursor', [
+    { path: 'cursor', message: 'is not a cursor this server issued' },
+  ]);
+}
+
 /** A documented error with a `details` list; thrown by routes and services for input they refuse. */
 export function validationError(message: string, details: ErrorDetail[]): Error & { details: ErrorDetail[] } {
   const error = new Errors.VALIDATION_FAILED(message) as InstanceType<typeof Errors.VALIDATION_FAILED> & {

@@ -8,13 +8,14 @@
 import { MongoClient } from 'mongodb';
 import Fastify from 'fastify';
 import { COLLECTIONS, INDEXES } from '../../src/db/collections.js';
-import { MessagesRepository, messageKey } from '../../src/repositories/messages.js';
-import { termsOf } from '../../src/lib/search-terms.js';
+import { MessagesRepository, type MessageDoc } from '../../src/repositories/messages.js';
+import { storedMessage } from '../../src/services/message-content.js';
+import { seedMessage } from '../lib/messages.js';
 import { announceReady } from '../lib/child.js';
 
 const client = new MongoClient(process.env.MONGO_URL!, { maxPoolSize: 20 });
 const db = client.db(process.env.DB_NAME!);
-const messages = db.collection(COLLECTIONS.messages);
+const messages = db.collection<MessageDoc>(COLLECTIONS.messages);
 for (const index of INDEXES.filter((entry) => entry.collection === COLLECTIONS.messages)) {
   await messages.createIndex(index.key, index.options);
 }
@@ -26,34 +27,8 @@ const app = Fastify();
 app.post<{ Body: { channel_id: string; content: string } }>('/messages', async (request, reply) => {
   const seq = (lastSeq.get(request.body.channel_id) ?? 0) + 1;
   lastSeq.set(request.body.channel_id, seq);
-  const id = messageKey(request.body.channel_id, seq);
-  const doc = {
-    _id: id,
-    channel_id: request.body.channel_id,
-    channel_kind: 'public',
-    recipient_id: null,
-    sender_id: 'bare',
-    sender_name: 'Bare',
-    content: request.body.content,
-    message_type: 'text',
-    seq,
-    change_seq: seq,
-    reply_to: null,
-    attachments: [],
-    reactions: [],
-    edited_at: null,
-    edit_history: [],
-    deleted: false,
-    deleted_at: null,
-    deleted_by: null,
-    hidden_for: [],
-    terms: termsOf(request.body.content),
-    mentions: [],
-    client_id: null,
-    client_key: id,
-    created_at: new Date(),
-  };
-  await messages.insertOne(doc as never);
+  const doc = storedMessage(seedMessage(request.body.channel_id, request.body.content, new Date()), seq, seq);
+  await messages.insertOne(doc);
   return reply.code(201).send(doc);
 });
 app.get<{ Querystring: { channel_id: string } }>('/messages', async (request) => {

@@ -145,19 +145,30 @@ export class ChannelsRepository {
     return docs.map((doc) => doc.user_id);
   }
 
+  /** The member ids of several channels in one query (reconciling every department at once). */
+  async memberIdsByChannel(channelIds: readonly string[]): Promise<Map<string, string[]>> {
+    const byChannel = new Map<string, string[]>(channelIds.map((id) => [id, []]));
+    const docs = await this.memberships
+      .find({ channel_id: { $in: [...channelIds] } }, { projection: { channel_id: 1, user_id: 1 } })
+      .toArray();
+    for (const doc of docs) byChannel.get(doc.channel_id)?.push(doc.user_id);
+    return byChannel;
+  }
+
   countMembers(channelId: string): Promise<number> {
     return this.memberships.countDocuments({ channel_id: channelId });
   }
 
-  /** Adds memberships that do not exist yet (existing ones are left as they are). */
-  async addMembers(memberships: readonly MembershipDoc[]): Promise<number> {
-    if (memberships.length === 0) return 0;
+  /** Adds memberships that do not exist yet (existing ones stay as they are); returns the users added. */
+  async addMembers(memberships: readonly MembershipDoc[]): Promise<string[]> {
+    if (memberships.length === 0) return [];
     const operations: AnyBulkWriteOperation<MembershipDoc>[] = memberships.map((membership) => ({
       updateOne: { filter: { _id: membership._id }, update: { $setOnInsert: membership }, upsert: true },
     }));
+    const added = (upsertedIds: Record<number, unknown>) =>
+      Object.keys(upsertedIds).map((index) => memberships[Number(index)]!.user_id);
     try {
-      const result = await this.memberships.bulkWrite(operations, { ordered: false });
-      return result.upsertedCount;
+      return added((await this.memberships.bulkWrite(operations, { ordered: false })).upsertedIds);
     } catch (error) {
       // Two requests adding the same member at once: on FerretDB the slower upsert fails on the unique
       // id instead of matching. Either way the member is in, which is what was asked.
@@ -166,7 +177,7 @@ export class ChannelsRepository {
         error instanceof MongoBulkWriteError &&
         writeErrors?.every((writeError) => writeError.code === 11000)
       ) {
-        return error.result.upsertedCount;
+        return added(error.result.upsertedIds);
       }
       throw error;
     }

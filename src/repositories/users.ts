@@ -2,6 +2,7 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import type { Role } from '../auth/permissions.js';
 import { COLLECTIONS } from '../db/collections.js';
+import { isId } from '../lib/ids.js';
 import { KeyedQueue } from '../lib/keyed-queue.js';
 import { escapeRegex } from '../lib/search-terms.js';
 
@@ -54,6 +55,12 @@ export class UsersRepository {
 
   findById(id: string): Promise<UserDoc | null> {
     return this.users.findOne({ _id: id });
+  }
+
+  /** A user by id or email (case-insensitive); null for anything else. */
+  findByReference(reference: string): Promise<UserDoc | null> {
+    if (reference.includes('@')) return this.findByEmail(reference);
+    return isId(reference) ? this.findById(reference) : Promise.resolve(null);
   }
 
   findByEmail(email: string): Promise<UserDoc | null> {

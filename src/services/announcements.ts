@@ -4,8 +4,9 @@
 // out when due — also when it fell due while the server was down (the check runs at start-up).
 import { assertCan, can, type Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
-import { Errors, validationError } from '../errors.js';
+import { Errors, invalidCursor, validationError } from '../errors.js';
 import { isId, newId } from '../lib/ids.js';
+import { pageOf } from '../lib/paging.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import type {
   AnnouncementDoc,
@@ -114,22 +115,15 @@ export class AnnouncementsService {
     query: { cursor?: string; limit: number },
   ): Promise<{ announcements: PublicAnnouncement[]; next_cursor: string | null; has_more: boolean }> {
     if (query.cursor !== undefined && !isId(query.cursor)) {
-      throw validationError('Invalid cursor', [
-        { path: 'cursor', message: 'is not a cursor this server issued' },
-      ]);
+      throw invalidCursor();
     }
     const page = await this.deps.announcements.list({
       includeScheduled: can(actor, 'announcement.manage'),
       beforeId: query.cursor,
       limit: query.limit + 1,
     });
-    const hasMore = page.length > query.limit;
-    const kept = page.slice(0, query.limit);
-    return {
-      announcements: kept.map((doc) => this.toPublic(doc)),
-      next_cursor: hasMore ? (kept.at(-1)?._id ?? null) : null,
-      has_more: hasMore,
-    };
+    const { rows, ...paging } = pageOf(page, query.limit, (last) => last._id);
+    return { announcements: rows.map((doc) => this.toPublic(doc)), ...paging };
   }
 
   async remove(actor: Actor, id: string, context: RequestContext): Promise<void> {

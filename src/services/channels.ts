@@ -9,10 +9,11 @@ import { EventEmitter } from 'node:events';
 import { assertCan, can, type Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
 import { isDuplicateKey } from '../db/errors.js';
-import { Errors, validationError } from '../errors.js';
+import { Errors, invalidCursor, validationError } from '../errors.js';
 import { isId, newId } from '../lib/ids.js';
 import { KeyedQueue } from '../lib/keyed-queue.js';
 import { MonotonicWriter } from '../lib/monotonic-writer.js';
+import { pageOf } from '../lib/paging.js';
 import { words } from '../lib/search-terms.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import {
@@ -481,16 +482,14 @@ export class ChannelsService {
     actor: Actor,
     options: { cursor?: string; limit: number },
   ): Promise<{ channels: PublicChannel[]; next_cursor: string | null; has_more: boolean }> {
-    const page = await this.deps.channels.listPublic(options.limit + 1, options.cursor?.toLowerCase());
-    const hasMore = page.length > options.limit;
-    const channels = page.slice(0, options.limit);
+    const fetched = await this.deps.channels.listPublic(options.limit + 1, options.cursor?.toLowerCase());
+    const { rows: channels, ...paging } = pageOf(fetched, options.limit, (last) => last.name_lower);
     const memberships = await Promise.all(
       channels.map((channel) => this.deps.channels.findMembership(channel._id, actor.id)),
     );
     return {
       channels: channels.map((channel, index) => this.toPublic(channel, memberships[index] ?? null)),
-      next_cursor: hasMore ? (channels.at(-1)?.name_lower ?? null) : null,
-      has_more: hasMore,
+      ...paging,
     };
   }
 
@@ -507,13 +506,10 @@ export class ChannelsService {
   }> {
     const { channel } = await this.access(actor, reference);
     if (options.cursor !== undefined && !isId(options.cursor)) {
-      throw validationError('Invalid cursor', [
-        { path: 'cursor', message: 'is not a cursor this server issued' },
-      ]);
+      throw invalidCursor();
     }
-    const page = await this.deps.channels.members(channel._id, options.limit + 1, options.cursor);
-    const hasMore = page.length > options.limit;
-    const memberships = page.slice(0, options.limit);
+    const fetched = await this.deps.channels.members(channel._id, options.limit + 1, options.cursor);
+    const { rows: memberships, ...paging } = pageOf(fetched, options.limit, (last) => last.user_id);
     const users = new Map(
       (await this.deps.users.findByIds(memberships.map((m) => m.user_id))).map((user) => [user._id, user]),
     );
@@ -532,8 +528,7 @@ export class ChannelsService {
           },
         ];
       }),
-      next_cursor: hasMore ? (memberships.at(-1)?.user_id ?? null) : null,
-      has_more: hasMore,
+      ...paging,
     };
   }
 
@@ -758,10 +753,22 @@ export class ChannelsService {
       )
     ).length;
     let removed = 0;
-    const departments = new Set(users.map((user) => user.department));
-    for (const department of departments) {
-      const channel = await this.ensureDepartmentChannel(department);
-      const result = await this.syncDepartmentMembers(channel);
+    const byDepartment = new Map<string, typeof users>();
+    for (const user of users) {
+      const people = byDepartment.get(user.department) ?? [];
+      people.push(user);
+      byDepartment.set(user.department, people);
+    }
+    const channels = new Map<string, ChannelDoc>();
+    for (const department of byDepartment.keys()) {
+      channels.set(department, await this.ensureDepartmentChannel(department));
+    }
+    const members = await this.deps.channels.memberIdsByChannel([...channels.values()].map((c) => c._id));
+    for (const [department, channel] of channels) {
+      const result = await this.syncDepartmentMembers(channel, {
+        people: byDepartment.get(department)!,
+        current: members.get(channel._id)!,
+      });
       added += result.added;
       removed += result.removed;
     }
@@ -823,10 +830,13 @@ export class ChannelsService {
   }
 
   /** Makes a department channel's members exactly the department's active users. */
-  private async syncDepartmentMembers(channel: ChannelDoc): Promise<{ added: number; removed: number }> {
-    const people = await this.deps.users.activeMembershipFacts(channel.department ?? '');
+  private async syncDepartmentMembers(
+    channel: ChannelDoc,
+    known?: { people: Pick<UserDoc, '_id'>[]; current: string[] },
+  ): Promise<{ added: number; removed: number }> {
+    const people = known?.people ?? (await this.deps.users.activeMembershipFacts(channel.department ?? ''));
     const wanted = new Set(people.map((user) => user._id));
-    const current = new Set(await this.deps.channels.memberIds(channel._id));
+    const current = new Set(known?.current ?? (await this.deps.channels.memberIds(channel._id)));
     const added = await this.addMemberships(
       channel,
       [...wanted].filter((id) => !current.has(id)).map((userId) => ({ userId, role: 'member' as const })),
@@ -845,20 +855,11 @@ export class ChannelsService {
     channel: ChannelDoc,
     entries: { userId: string; role: MemberRole }[],
   ): Promise<string[]> {
-    if (entries.length === 0) return [];
-    const existing = new Set(
-      (
-        await Promise.all(
-          entries.map((entry) => this.deps.channels.findMembership(channel._id, entry.userId)),
-        )
-      ).flatMap((membership) => (membership ? [membership.user_id] : [])),
-    );
     const now = this.now();
     // New members start with nothing unread (the record may trail this process's latest send).
     const lastSeq = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
-    const fresh = entries.filter((entry) => !existing.has(entry.userId));
-    await this.deps.channels.addMembers(
-      fresh.map((entry) => ({
+    const added = await this.deps.channels.addMembers(
+      entries.map((entry) => ({
         _id: membershipId(channel._id, entry.userId),
         channel_id: channel._id,
         user_id: entry.userId,
@@ -869,18 +870,13 @@ export class ChannelsService {
         hidden: false,
       })),
     );
-    const added = fresh.map((entry) => entry.userId);
     if (added.length)
       this.events.emit('membership.changed', { channelId: channel._id, userIds: added, change: 'added' });
     return added;
   }
 
   private async resolveUser(reference: string): Promise<UserDoc> {
-    const user = reference.includes('@')
-      ? await this.deps.users.findByEmail(reference)
-      : isId(reference)
-        ? await this.deps.users.findById(reference)
-        : null;
+    const user = await this.deps.users.findByReference(reference);
     if (!user) throw new Errors.USER_NOT_FOUND();
     return user;
   }

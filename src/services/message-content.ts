@@ -4,8 +4,14 @@ import type { Config } from '../config/index.js';
 import { validationError } from '../errors.js';
 import { hasControlCharacters } from '../lib/text.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
+import { termsOf } from '../lib/search-terms.js';
 import type { ChannelKind } from '../repositories/channels.js';
-import type { MessageDoc, ReactionDoc } from '../repositories/messages.js';
+import {
+  messageKey,
+  type AttachmentDoc,
+  type MessageDoc,
+  type ReactionDoc,
+} from '../repositories/messages.js';
 
 export const MESSAGE_TYPES = ['text', 'file'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -41,6 +47,54 @@ export function checkReaction(reaction: string, field = 'reaction_type'): string
     ]);
   }
   return reaction;
+}
+
+/** What a send decides about a new message before it is numbered. */
+export interface NewMessage {
+  channelId: string;
+  channelKind: ChannelKind;
+  recipientId: string | null;
+  senderId: string;
+  senderName: string;
+  content: string;
+  messageType: string;
+  replyTo: string | null;
+  attachments: AttachmentDoc[];
+  clientId: string | undefined;
+  createdAt: Date;
+}
+
+/** The document a new message is stored as, once it has its numbers. */
+export function storedMessage(message: NewMessage, seq: number, changeSeq: number): MessageDoc {
+  const id = messageKey(message.channelId, seq);
+  return {
+    _id: id,
+    channel_id: message.channelId,
+    channel_kind: message.channelKind,
+    recipient_id: message.recipientId,
+    sender_id: message.senderId,
+    sender_name: message.senderName,
+    content: message.content,
+    message_type: message.messageType,
+    seq,
+    change_seq: changeSeq,
+    reply_to: message.replyTo,
+    attachments: message.attachments,
+    reactions: [],
+    edited_at: null,
+    edit_history: [],
+    deleted: false,
+    deleted_at: null,
+    deleted_by: null,
+    hidden_for: [],
+    terms: termsOf(message.content),
+    mentions: [],
+    client_id: message.clientId ?? null,
+    // Per sender unique: the client_id, or the message's own id, in separate spaces so that a client_id
+    // shaped like a message id cannot collide with one.
+    client_key: message.clientId !== undefined ? `c:${message.clientId}` : `m:${id}`,
+    created_at: message.createdAt,
+  };
 }
 
 export interface PublicReaction {

@@ -11,8 +11,9 @@
 import { can, type Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
 import { isDuplicateKey } from '../db/errors.js';
-import { Errors, validationError, withRetryAfter } from '../errors.js';
+import { Errors, invalidCursor, validationError, withRetryAfter } from '../errors.js';
 import { KeyedQueue } from '../lib/keyed-queue.js';
+import { pageOf } from '../lib/paging.js';
 import { termsOf, words } from '../lib/search-terms.js';
 import type { ChannelDoc, MembershipDoc } from '../repositories/channels.js';
 import {
@@ -33,7 +34,9 @@ import {
   checkReaction,
   publicMessage,
   publicReactions,
+  storedMessage,
   type MessageType,
+  type NewMessage,
   type PublicMessage,
   type PublicReaction,
 } from './message-content.js';
@@ -246,51 +249,32 @@ export class MessagesService {
     // Counted once the send is known to be valid: a refused send does not use up the allowance.
     this.takeSendAllowance(principal.id);
 
-    const draft: Omit<MessageDoc, '_id' | 'seq' | 'change_seq' | 'client_key'> = {
-      channel_id: channel._id,
-      channel_kind: channel.kind,
-      recipient_id: recipientId,
-      sender_id: principal.id,
-      sender_name: principal.name,
+    const draft: NewMessage = {
+      channelId: channel._id,
+      channelKind: channel.kind,
+      recipientId,
+      senderId: principal.id,
+      senderName: principal.name,
       content,
-      message_type: messageType,
-      reply_to: replyTo,
+      messageType,
+      replyTo,
       attachments,
-      reactions: [],
-      edited_at: null,
-      edit_history: [],
-      deleted: false,
-      deleted_at: null,
-      deleted_by: null,
-      hidden_for: [],
-      terms: termsOf(content),
-      mentions: [],
-      client_id: input.client_id ?? null,
-      created_at: this.now(),
+      clientId: input.client_id,
+      createdAt: this.now(),
     };
 
     const stored = await this.turns.run(channel._id, async () => {
       const marks = this.marksFor(channel);
       for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt += 1) {
         const seq = marks.seq + 1;
-        const id = messageKey(channel._id, seq);
-        const message: MessageDoc = {
-          ...draft,
-          _id: id,
-          seq,
-          change_seq: marks.changeSeq + 1,
-          client_key: clientKey(input.client_id, id),
-        };
+        const message = storedMessage(draft, seq, marks.changeSeq + 1);
         try {
           await this.deps.messages.insert(message);
         } catch (error) {
           if (!isDuplicateKey(error)) throw error;
           // The client_id was used meanwhile (a retry through another process), or a number was taken.
           if (input.client_id !== undefined) {
-            const existing = await this.deps.messages.findByClientKey(
-              principal.id,
-              clientKey(input.client_id, id),
-            );
+            const existing = await this.deps.messages.findByClientKey(principal.id, message.client_key);
             if (existing) return { message: existing, created: false };
           }
           await this.moveMarksPast(channel._id, marks, { seq, changeSeq: message.change_seq });
@@ -734,22 +718,9 @@ export class MessagesService {
       viewerId: actor.id,
       limit: query.limit + 1,
     });
-    const hasMore = docs.length > query.limit;
-    const kept = docs.slice(0, query.limit);
-    return {
-      messages: kept.map((doc) => this.toPublic(doc)),
-      next_cursor: hasMore && kept.length ? encodeSearchCursor(kept.at(-1)!) : null,
-      has_more: hasMore,
-    };
+    const { rows, ...paging } = pageOf(docs, query.limit, encodeSearchCursor);
+    return { messages: rows.map((doc) => this.toPublic(doc)), ...paging };
   }
-}
-
-/**
- * The per-sender unique key of a message: its client_id, or its own id when it has none, in separate
- * spaces so that a client_id shaped like a message id cannot collide with one.
- */
-function clientKey(clientId: string | undefined, messageId: string): string {
-  return clientId !== undefined ? `c:${clientId}` : `m:${messageId}`;
 }
 
 /** Search pages end at a message: its time and id (newest first, id breaks ties). */
@@ -770,7 +741,5 @@ function decodeSearchCursor(cursor: string): { createdAt: Date; id: string } {
   } catch {
     // fall through
   }
-  throw validationError('Invalid cursor', [
-    { path: 'cursor', message: 'is not a cursor this server issued' },
-  ]);
+  throw invalidCursor();
 }

@@ -3,8 +3,9 @@
 // event. People who are not members are never notified (that would leak the message).
 import type { Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
-import { validationError } from '../errors.js';
+import { invalidCursor } from '../errors.js';
 import { isId, newId } from '../lib/ids.js';
+import { pageOf } from '../lib/paging.js';
 import { words } from '../lib/search-terms.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import type { ChannelDoc, ChannelsRepository } from '../repositories/channels.js';
@@ -146,9 +147,7 @@ export class NotificationsService {
     has_more: boolean;
   }> {
     if (query.cursor !== undefined && !isId(query.cursor)) {
-      throw validationError('Invalid cursor', [
-        { path: 'cursor', message: 'is not a cursor this server issued' },
-      ]);
+      throw invalidCursor();
     }
     const [page, unread] = await Promise.all([
       this.deps.notifications.list(actor.id, {
@@ -158,14 +157,8 @@ export class NotificationsService {
       }),
       this.deps.notifications.countUnread(actor.id),
     ]);
-    const hasMore = page.length > query.limit;
-    const notifications = page.slice(0, query.limit);
-    return {
-      notifications: notifications.map((doc) => this.toPublic(doc)),
-      unread_count: unread,
-      next_cursor: hasMore ? (notifications.at(-1)?._id ?? null) : null,
-      has_more: hasMore,
-    };
+    const { rows, ...paging } = pageOf(page, query.limit, (last) => last._id);
+    return { notifications: rows.map((doc) => this.toPublic(doc)), unread_count: unread, ...paging };
   }
 
   /** Marks the caller's notifications read: the listed ones, or all of them. */

@@ -4,9 +4,10 @@ import { MongoServerError } from 'mongodb';
 import { assertCan, type Actor, type Role } from '../auth/permissions.js';
 import { assertStrongPassword, hashPassword } from '../auth/passwords.js';
 import type { Config } from '../config/index.js';
-import { Errors, validationError } from '../errors.js';
+import { Errors, invalidCursor, validationError } from '../errors.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
 import { isId, newId } from '../lib/ids.js';
+import { pageOf } from '../lib/paging.js';
 import { formatOptionalTimestamp, formatTimestamp } from '../lib/time.js';
 import type { ClaimsRepository } from '../repositories/claims.js';
 import type { LoginThrottleRepository } from '../repositories/login-throttle.js';
@@ -143,11 +144,7 @@ export class UsersService {
 
   /** A user by id or email (case-insensitive), or USER_NOT_FOUND. */
   async resolve(reference: string): Promise<UserDoc> {
-    const user = reference.includes('@')
-      ? await this.deps.users.findByEmail(reference)
-      : isId(reference)
-        ? await this.deps.users.findById(reference)
-        : null;
+    const user = await this.deps.users.findByReference(reference);
     if (!user) throw new Errors.USER_NOT_FOUND();
     return user;
   }
@@ -171,14 +168,8 @@ export class UsersService {
       after,
       limit: query.limit + 1,
     });
-    const hasMore = page.length > query.limit;
-    const users = page.slice(0, query.limit);
-    const last = users.at(-1);
-    return {
-      users: users.map((user) => this.toPublic(user)),
-      next_cursor: hasMore && last ? encodeCursor(last) : null,
-      has_more: hasMore,
-    };
+    const { rows, ...paging } = pageOf(page, query.limit, encodeCursor);
+    return { users: rows.map((user) => this.toPublic(user)), ...paging };
   }
 
   /** Creates an account. Without a password it returns a one-time set-password token. */
@@ -629,7 +620,5 @@ function decodeCursor(cursor: string): { name_lower: string; id: string } {
   } catch {
     // fall through
   }
-  throw validationError('Invalid cursor', [
-    { path: 'cursor', message: 'is not a cursor this server issued' },
-  ]);
+  throw invalidCursor();
 }

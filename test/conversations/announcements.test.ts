@@ -20,10 +20,7 @@ import {
   type Person,
 } from './fixtures.js';
 
-// Load shedding is tested in test/http/overload.test.ts; here a busy test machine must not shed requests.
-const NO_SHEDDING = { server: { max_event_loop_delay_ms: 0 } };
-
-const app = useTestApp(conversationOverrides({ ...NO_SHEDDING, announcements: { check_interval_s: 0.2 } }));
+const app = useTestApp(conversationOverrides({ announcements: { check_interval_s: 0.2 } }));
 
 interface AnnouncementList {
   announcements: PublicAnnouncement[];
@@ -317,14 +314,11 @@ describe('announcements: across a restart', () => {
       const stop = fastify.events.subscribe((event, audience) => events.push({ event, audience }));
       fastify.addHook('onClose', async () => stop());
     };
-    const testApp = await buildTestApp(
-      conversationOverrides({ ...NO_SHEDDING, announcements: { check_interval_s: 3600 } }),
-      {
-        routes: recorder,
-        keepDatabase,
-        ...(databaseName ? { databaseName } : {}),
-      },
-    );
+    const testApp = await buildTestApp(conversationOverrides({ announcements: { check_interval_s: 3600 } }), {
+      routes: recorder,
+      keepDatabase,
+      ...(databaseName ? { databaseName } : {}),
+    });
     apps.push(testApp);
     await testApp.app.database.whenReady();
     return { testApp, events };

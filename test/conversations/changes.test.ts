@@ -18,13 +18,6 @@ import {
   type Person,
 } from './fixtures.js';
 
-/**
- * The conversations test config without load shedding: on a busy test machine a slow event loop would turn
- * these behaviour checks into 503 SERVER_OVERLOADED (shedding has its own tests in test/http).
- */
-const settings = (extra: Record<string, Record<string, unknown>> = {}) =>
-  conversationOverrides({ server: { max_event_loop_delay_ms: 0 }, ...extra });
-
 interface Changes {
   channel_id: string;
   messages: PublicMessage[];
@@ -33,7 +26,7 @@ interface Changes {
 }
 
 describe('changes feed', () => {
-  const testApp = useTestApp(settings());
+  const testApp = useTestApp(conversationOverrides());
   const app = () => testApp().app;
 
   const feed = (who: Person, channelId: string, query: Record<string, string | number> = {}) =>

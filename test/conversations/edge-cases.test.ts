@@ -137,3 +137,47 @@ describe('member roles', () => {
     });
   });
 });
+
+describe('membership reconcile', () => {
+  const testApp = useTestApp(conversationOverrides());
+  const app = () => testApp().app;
+
+  it('puts back general and department memberships a crash left out, and takes out stale ones', async () => {
+    const department = unique('Dept');
+    const alice = await person(app(), { department });
+    const bob = await person(app(), { department });
+    const mine = await ok<{ channels: { id: string; name: string; kind: string }[] }>(
+      call(app(), alice, 'GET', '/channels'),
+    );
+    const departmentChannel = mine.channels.find((channel) => channel.kind === 'department')!;
+    const general = mine.channels.find((channel) => channel.name === 'general')!;
+    // What a crash between a user's creation and their membership writes leaves behind (simulated in the
+    // database, since no API can do it), plus a member who is not in the department any more.
+    const memberships = app().db.collection('memberships');
+    await memberships.deleteOne({ _id: `${general.id}:${alice.id}` as never });
+    await memberships.deleteOne({ _id: `${departmentChannel.id}:${alice.id}` as never });
+    const outsider = await person(app());
+    await memberships.insertOne({
+      _id: `${departmentChannel.id}:${outsider.id}`,
+      channel_id: departmentChannel.id,
+      user_id: outsider.id,
+      role: 'member',
+      last_read_seq: 0,
+      joined_at: new Date(),
+      muted: false,
+      hidden: false,
+    } as never);
+
+    const result = await app().channels.reconcile();
+    expect(result.added).toBeGreaterThanOrEqual(2);
+    expect(result.removed).toBeGreaterThanOrEqual(1);
+    const members = await ok<{ members: { user_id: string }[] }>(
+      call(app(), bob, 'GET', `/channels/${departmentChannel.id}/members`),
+    );
+    expect(members.members.map((member) => member.user_id).sort()).toEqual([alice.id, bob.id].sort());
+    const again = await ok<{ channels: { id: string }[] }>(call(app(), alice, 'GET', '/channels'));
+    expect(again.channels.map((channel) => channel.id)).toEqual(
+      expect.arrayContaining([general.id, departmentChannel.id]),
+    );
+  });
+});

@@ -25,13 +25,6 @@ import {
   type Person,
 } from './fixtures.js';
 
-/**
- * The conversations test config without load shedding: on a busy test machine a slow event loop would turn
- * these behaviour checks into 503 SERVER_OVERLOADED (shedding has its own tests in test/http).
- */
-const settings = (extra: Record<string, Record<string, unknown>> = {}) =>
-  conversationOverrides({ server: { max_event_loop_delay_ms: 0 }, ...extra });
-
 interface History {
   channel_id: string | null;
   messages: PublicMessage[];
@@ -105,7 +98,7 @@ function helpers(app: () => FastifyInstance) {
 }
 
 describe('messages', () => {
-  const testApp = useTestApp(settings());
+  const testApp = useTestApp(conversationOverrides());
   const app = () => testApp().app;
   const { history, seedHistory, changes, state, expectNothingStored, myChannels, group } = helpers(app);
 
@@ -887,7 +880,7 @@ describe('messages', () => {
 });
 
 describe('messages with a 20-character limit', () => {
-  const testApp = useTestApp(settings({ messages: { max_length: 20 } }));
+  const testApp = useTestApp(conversationOverrides({ messages: { max_length: 20 } }));
   const app = () => testApp().app;
   const { state, expectNothingStored } = helpers(app);
 
@@ -922,7 +915,7 @@ describe('messages with a 20-character limit', () => {
 });
 
 describe('messages with a one-second edit window', () => {
-  const testApp = useTestApp(settings({ messages: { edit_window_s: 1 } }));
+  const testApp = useTestApp(conversationOverrides({ messages: { edit_window_s: 1 } }));
   const app = () => testApp().app;
   const { state, expectNothingStored } = helpers(app);
 
@@ -944,7 +937,7 @@ describe('messages with a one-second edit window', () => {
 });
 
 describe('messages with a send limit of 3 per minute', () => {
-  const testApp = useTestApp(settings({ rate_limit: { messages_per_minute: 3 } }));
+  const testApp = useTestApp(conversationOverrides({ rate_limit: { messages_per_minute: 3 } }));
   const app = () => testApp().app;
   const { state, expectNothingStored } = helpers(app);
 

@@ -21,13 +21,6 @@ import {
   type Person,
 } from './fixtures.js';
 
-/**
- * The conversations test config without load shedding: on a busy test machine a slow event loop would turn
- * these behaviour checks into 503 SERVER_OVERLOADED (shedding has its own tests in test/http).
- */
-const settings = (extra: Record<string, Record<string, unknown>> = {}) =>
-  conversationOverrides({ server: { max_event_loop_delay_ms: 0 }, ...extra });
-
 interface Inbox {
   notifications: PublicNotification[];
   unread_count: number;
@@ -36,7 +29,7 @@ interface Inbox {
 }
 
 describe('notifications', () => {
-  const testApp = useTestApp(settings());
+  const testApp = useTestApp(conversationOverrides());
   const app = () => testApp().app;
 
   /** Someone with a first name and an email local part nobody else has. */

@@ -20,13 +20,6 @@ import {
   type Person,
 } from './fixtures.js';
 
-/**
- * The conversations test config without load shedding: on a busy test machine a slow event loop would turn
- * these behaviour checks into 503 SERVER_OVERLOADED (shedding has its own tests in test/http).
- */
-const settings = (extra: Record<string, Record<string, unknown>> = {}) =>
-  conversationOverrides({ server: { max_event_loop_delay_ms: 0 }, ...extra });
-
 interface ReactionSummary {
   message_id: string;
   channel_id: string;
@@ -84,7 +77,7 @@ function helpers(app: () => FastifyInstance) {
 }
 
 describe('reactions', () => {
-  const testApp = useTestApp(settings());
+  const testApp = useTestApp(conversationOverrides());
   const app = () => testApp().app;
   const { add, remove, stored, changePosition, setup } = helpers(app);
 
@@ -275,7 +268,7 @@ describe('reactions', () => {
 });
 
 describe('reactions with at most 3 different ones per message', () => {
-  const testApp = useTestApp(settings({ messages: { max_reactions: 3 } }));
+  const testApp = useTestApp(conversationOverrides({ messages: { max_reactions: 3 } }));
   const app = () => testApp().app;
   const { add, remove, stored, changePosition, setup } = helpers(app);
 

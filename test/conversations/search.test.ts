@@ -20,7 +20,7 @@ import {
 } from './fixtures.js';
 
 // Load shedding is tested in test/http/overload.test.ts; here a busy test machine must not shed requests.
-const app = useTestApp(conversationOverrides({ server: { max_event_loop_delay_ms: 0 } }));
+const app = useTestApp(conversationOverrides());
 
 interface SearchPage {
   messages: PublicMessage[];

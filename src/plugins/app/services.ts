@@ -128,11 +128,21 @@ export default fp(
     fastify.decorate('users', users);
 
     fastify.database.onReady('first-admin', async () => users.bootstrapAdmin(fastify.log));
-    // Heals memberships a crash or an outage left behind, and creates `general` on a new database.
-    fastify.database.onReady('channel-membership', async () => {
-      const result = await channels.reconcile();
-      if (result.added || result.removed) fastify.log.info(result, 'channel memberships reconciled');
-    });
+    fastify.database.onReady('general-channel', async () => void (await channels.ensureGeneral()));
+    // Heals memberships a crash or an outage left behind: in the background once ready (it reads every
+    // user and membership, which must not hold up readiness), then hourly with the sweep.
+    let reconciling: Promise<void> | undefined;
+    const reconcileMemberships = () =>
+      (reconciling ??= channels
+        .reconcile()
+        .then(
+          (result) => {
+            if (result.added || result.removed) fastify.log.info(result, 'channel memberships reconciled');
+          },
+          (error: unknown) => fastify.log.warn({ err: error }, 'channel membership reconcile failed'),
+        )
+        .finally(() => (reconciling = undefined)));
+    void fastify.database.whenReady().then(reconcileMemberships);
     // Announcements that fell due while the server was down go out now.
     fastify.database.onReady('due-announcements', async () => {
       await announcements.publishDue();
@@ -152,14 +162,13 @@ export default fp(
         (removed) => fastify.log.info({ removed }, 'stale records removed'),
         (error: unknown) => fastify.log.warn({ err: error }, 'stale record sweep failed'),
       );
-      channels
-        .reconcile()
-        .catch((error: unknown) => fastify.log.warn({ err: error }, 'channel membership reconcile failed'));
+      void reconcileMemberships();
     }, HOUSEKEEPING_INTERVAL_MS);
     sweep.unref();
     fastify.addHook('onClose', async () => {
       clearInterval(sweep);
       clearInterval(announcementCheck);
+      await reconciling; // never rejects; the database must stay open until it ends
       // Counters written in the background go out before the database closes.
       await channels
         .flushCounters()
