@@ -6,6 +6,7 @@ import type { Config, ConfigSource } from './config/index.js';
 import type { Loggers } from './logging/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
+import realtimePlugin from './plugins/app/realtime.js';
 import servicesPlugin from './plugins/app/services.js';
 import errorsPlugin from './plugins/app/errors.js';
 import routeTablePlugin from './plugins/app/route-table.js';
@@ -36,13 +37,14 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(underPressurePlugin, { config });
   await fastify.register(rateLimitPlugin);
   await fastify.register(errorsPlugin, { config });
-  await fastify.register(websocketPlugin);
+  await fastify.register(websocketPlugin, { config });
   await fastify.register(swaggerPlugin);
 
   await fastify.register(systemMonitorPlugin);
   await fastify.register(databasePlugin, { config });
   await fastify.register(jwtPlugin, { config });
   await fastify.register(servicesPlugin);
+  await fastify.register(realtimePlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

@@ -140,6 +140,15 @@ export const configSchema = z.object({
     host: optionalString(),
     port: int(0, 65535).optional(),
     max_connections: int(1, 1_000_000).default(10_000),
+    max_per_user: int(1, 1000).default(10),
+    max_frame_bytes: bytes(256).default(64 * 1024),
+    max_buffered_bytes: bytes(16 * 1024).default(1024 * 1024),
+    heartbeat_ms: int(1000, 600_000).default(30_000),
+    presence_grace_ms: int(0, 600_000).default(5000),
+    status_flush_ms: int(10, 10_000).default(250),
+    typing_throttle_ms: int(0, 60_000).default(2000),
+    resume_limit: int(1, 1000).default(200),
+    poll_buffer: int(10, 100_000).default(1000),
   }),
   auth: z.object({
     secret_key: optionalString(),
@@ -313,6 +322,15 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   MESSAGE_EDIT_HISTORY: 'messages.edit_history_limit',
   MESSAGE_MAX_REACTIONS: 'messages.max_reactions',
   ANNOUNCEMENT_CHECK_INTERVAL: 'announcements.check_interval_s',
+  WS_MAX_PER_USER: 'ws.max_per_user',
+  WS_MAX_FRAME: 'ws.max_frame_bytes',
+  WS_MAX_BUFFERED: 'ws.max_buffered_bytes',
+  WS_HEARTBEAT_MS: 'ws.heartbeat_ms',
+  WS_PRESENCE_GRACE_MS: 'ws.presence_grace_ms',
+  WS_STATUS_FLUSH_MS: 'ws.status_flush_ms',
+  WS_TYPING_THROTTLE_MS: 'ws.typing_throttle_ms',
+  WS_RESUME_LIMIT: 'ws.resume_limit',
+  WS_POLL_BUFFER: 'ws.poll_buffer',
 };
 
 /** Keys whose values never appear in logs, errors or the admin config view. */

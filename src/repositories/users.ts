@@ -26,6 +26,8 @@ export interface UserDoc {
   created_at: Date;
   updated_at: Date;
   last_seen_at: Date | null;
+  /** The presence the user chose (`away`, `busy`); absent or `online` otherwise. */
+  presence_status?: 'online' | 'away' | 'busy';
 }
 
 export interface DirectoryQuery {

@@ -12,6 +12,7 @@ import announcementsRoutes from './announcements/index.js';
 import channelsRoutes from './channels/index.js';
 import messagesRoutes from './messages/index.js';
 import notificationsRoutes from './notifications/index.js';
+import realtimeRoutes from './realtime/index.js';
 
 const apiRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.setValidatorCompiler(validatorCompiler);
@@ -26,6 +27,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(messagesRoutes);
   await fastify.register(notificationsRoutes);
   await fastify.register(announcementsRoutes);
+  await fastify.register(realtimeRoutes);
 };
 
 export default apiRoutes;

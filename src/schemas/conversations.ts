@@ -8,7 +8,7 @@ import { MESSAGE_TYPES, REACTION_PATTERN } from '../services/message-content.js'
 import { limit, line, text, userRef } from './common.js';
 
 const objectId = (what: string) => z.string().regex(/^[0-9a-f]{24}$/, { error: `must be ${what} id` });
-const messageId = z.string().regex(MESSAGE_ID_PATTERN, { error: 'must be a message id' });
+export const messageId = z.string().regex(MESSAGE_ID_PATTERN, { error: 'must be a message id' });
 
 /** Channel names: letters, digits, "-", "_" and "."; not shaped like an id (references accept both). */
 export const channelName = z
@@ -174,7 +174,20 @@ export const messageSchema = z
   .meta({ id: 'Message' });
 
 /** Only the limit applies here; the service checks the configured maximum and control characters. */
-const content = z.string().max(100_000, { error: 'is too long' });
+/** Message content before the service's own checks (length from config, control characters). */
+export const content = z.string().max(100_000, { error: 'is too long' });
+/** The sender's own id for a message: a retry with the same one returns the stored message. */
+export const clientId = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64, { error: 'must be at most 64 characters' })
+  .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' });
+export const fileId = objectId('a file');
+export const attachmentIds = z.array(fileId).max(10);
+export const reactionType = z.string().regex(REACTION_PATTERN, {
+  error: 'must be 1-64 characters without spaces or control characters',
+});
 
 export const sendMessageBody = z
   .object({
@@ -182,15 +195,9 @@ export const sendMessageBody = z
     channel_id: channelRef.optional(),
     recipient_id: userRef.optional(),
     message_type: z.enum(MESSAGE_TYPES, { error: `must be one of ${MESSAGE_TYPES.join(', ')}` }).optional(),
-    client_id: z
-      .string()
-      .trim()
-      .min(1)
-      .max(64, { error: 'must be at most 64 characters' })
-      .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
-      .optional(),
+    client_id: clientId.optional(),
     reply_to: messageId.nullable().optional(),
-    attachments: z.array(objectId('a file')).max(10).optional().describe('File ids from POST /files'),
+    attachments: attachmentIds.optional().describe('File ids from POST /files'),
     // The seed's clients send these; the sender is always the authenticated user, so they are ignored.
     sender_id: z.unknown().optional(),
     sender_name: z.unknown().optional(),

@@ -287,6 +287,11 @@ export class AuthService {
     return principal;
   }
 
+  /** The principal of a live session; null when it is revoked, expired or unknown (realtime tickets). */
+  sessionPrincipalFor(sessionId: string): Promise<Principal | null> {
+    return this.sessionPrincipal(sessionId);
+  }
+
   /**
    * The session's principal, from a check at most SESSION_CACHE_MS old. Past half that age the answer is
    * refreshed in the background, and concurrent checks of one session share one lookup, so steady traffic

@@ -98,6 +98,12 @@ export interface MembershipChange {
   change: 'added' | 'removed';
 }
 
+/** The one direct channel of a pair, whoever wrote first. */
+function directChannelName(userId: string, otherId: string): string {
+  const pair = [userId, otherId].sort();
+  return `dm:${pair[0]}:${pair[1]}`;
+}
+
 export class ChannelsService {
   readonly events = new EventEmitter<{ 'membership.changed': [MembershipChange] }>();
   /** Writes a channel's last_seq and members' read positions: one at a time per key, never backwards. */
@@ -364,7 +370,7 @@ export class ChannelsService {
     // Checked on every use, not only when the channel is made: a disabled account receives nothing.
     if (other.status !== 'active') throw new Errors.INVALID_RECIPIENT('This account is disabled');
     const pair = [actor.id, other._id].sort();
-    const name = `dm:${pair[0]}:${pair[1]}`;
+    const name = directChannelName(actor.id, other._id);
     let channel = await this.deps.channels.findByName(name);
     let created = false;
     if (!channel) {
@@ -392,6 +398,11 @@ export class ChannelsService {
       membership = await this.deps.channels.findMembership(channel._id, actor.id);
     }
     return { channel, membership: membership!, created };
+  }
+
+  /** The direct channel between two users if it exists (never creates one). */
+  findDirect(userId: string, otherId: string): Promise<ChannelDoc | null> {
+    return this.deps.channels.findByName(directChannelName(userId, otherId));
   }
 
   async update(

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 
 /** Who should receive an event: a channel's members, some users, or everyone signed in. */
 export type Audience =
-  | { kind: 'channel'; channelId: string }
+  | { kind: 'channel'; channelId: string; exceptUserId?: string }
   | { kind: 'users'; userIds: readonly string[] }
   | { kind: 'everyone' };
 

@@ -37,6 +37,8 @@ export interface PublicUser {
   last_seen_at: string | null;
 }
 
+export type PresenceStatus = 'online' | 'away' | 'busy';
+
 export interface NewUser {
   email: string;
   name: string;
@@ -122,6 +124,19 @@ export class UsersService {
 
   private async changed(event: UserChangeEvent): Promise<void> {
     for (const listener of this.changeListeners) await listener(event);
+  }
+
+  /** The presence status the user chose last; `online` when none (or the user is gone). */
+  async chosenPresence(userId: string): Promise<PresenceStatus> {
+    return (await this.deps.users.findById(userId))?.presence_status ?? 'online';
+  }
+
+  async choosePresence(userId: string, status: PresenceStatus): Promise<void> {
+    await this.deps.users.update(userId, { presence_status: status });
+  }
+
+  async markSeen(userId: string, at: Date): Promise<void> {
+    await this.deps.users.touchLastSeen(userId, at);
   }
 
   toPublic(user: UserDoc): PublicUser {

@@ -1,0 +1,111 @@
+// The realtime hub as a shared dependency (fastify.realtime): the hub and its membership cache,
+// presence, the frame handlers, tickets, long-poll subscriptions, and the link to other instances
+// (Redis when REDIS_URL is set). It subscribes to what the services publish and tell.
+import fp from 'fastify-plugin';
+import { RedisCluster, SoloCluster, type Cluster } from '../../realtime/cluster.js';
+import { FrameHandlers } from '../../realtime/handlers.js';
+import { Hub } from '../../realtime/hub.js';
+import { Polls } from '../../realtime/polls.js';
+import { Presence } from '../../realtime/presence.js';
+import { Tickets } from '../../realtime/tickets.js';
+
+/** How often the sessions behind open connections are checked again (revoked elsewhere, expired). */
+const SESSION_RECHECK_MS = 30_000;
+
+export interface Realtime {
+  hub: Hub;
+  presence: Presence;
+  handlers: FrameHandlers;
+  tickets: Tickets;
+  polls: Polls;
+  cluster: Cluster;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    realtime: Realtime;
+  }
+}
+
+export default fp(
+  async function realtimePlugin(fastify) {
+    const { config } = fastify;
+    // Read by the cluster's presence refresh, which first runs long after the hub exists.
+    const localUsers = () => hub.connectedUserIds();
+    const cluster: Cluster = config.redis.url
+      ? new RedisCluster(config.redis.url, localUsers, fastify.log)
+      : new SoloCluster();
+    if (cluster instanceof RedisCluster) await cluster.start();
+    fastify.log.info(
+      { cluster: cluster.state(), instance: cluster.instanceId },
+      config.redis.url
+        ? 'realtime hub shares events through redis'
+        : 'realtime hub runs alone (no REDIS_URL)',
+    );
+
+    const hub: Hub = new Hub({
+      config: config.ws,
+      cluster,
+      channelIdsOf: (userId) => fastify.channels.memberChannelIds({ id: userId, roles: [] }),
+      log: fastify.log,
+    });
+    const presence = new Presence({
+      cluster,
+      graceMs: config.ws.presence_grace_ms,
+      flushMs: config.ws.status_flush_ms,
+      chosenStatus: (userId) => fastify.users.chosenPresence(userId),
+      saveChosenStatus: (userId, status) => fastify.users.choosePresence(userId, status),
+      saveLastSeen: (userId, at) => fastify.users.markSeen(userId, at),
+      broadcast: (frame) => hub.deliverLocal(frame, { kind: 'everyone' }),
+      log: fastify.log,
+    });
+    hub.presence = presence;
+    const handlers = new FrameHandlers({
+      config: config.ws,
+      hub,
+      presence,
+      messages: fastify.messages,
+      channels: fastify.channels,
+      users: fastify.users,
+    });
+    const tickets = new Tickets(cluster);
+    const polls = new Polls(hub, config.ws.poll_buffer);
+
+    // What the services publish and tell reaches the hub.
+    const unsubscribe = fastify.events.subscribe((event, audience) => hub.publish(event, audience));
+    const onMembership = hub.membershipChanged.bind(hub);
+    fastify.channels.events.on('membership.changed', onMembership);
+    const onRevoked = ({ sessionId }: { sessionId: string }) => hub.closeSession(sessionId);
+    fastify.auth.events.on('session.revoked', onRevoked);
+
+    // A session can also end where this instance cannot hear it (expiry, another instance without
+    // Redis): the sessions behind open connections are checked again now and then.
+    const recheck = setInterval(() => {
+      for (const sessionId of hub.sessionIds()) {
+        fastify.auth.sessionPrincipalFor(sessionId).then(
+          (principal) => {
+            if (principal === null) hub.closeSession(sessionId, false);
+          },
+          () => undefined, // database away: keep the sockets, try again next time
+        );
+      }
+    }, SESSION_RECHECK_MS);
+    recheck.unref();
+
+    fastify.decorate('realtime', { hub, presence, handlers, tickets, polls, cluster });
+
+    // Before the HTTP server stops: clients hear 1001 and reconnect elsewhere.
+    fastify.addHook('preClose', async () => {
+      clearInterval(recheck);
+      polls.close();
+      hub.close();
+    });
+    fastify.addHook('onClose', async () => {
+      unsubscribe();
+      fastify.channels.events.off('membership.changed', onMembership);
+      fastify.auth.events.off('session.revoked', onRevoked);
+      await cluster.close();
+    });
+  },
+  { name: 'realtime', dependencies: ['config', 'services', 'websocket'] },
+);

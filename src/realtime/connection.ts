@@ -1,0 +1,145 @@
+// The two kinds of connection the hub delivers to: a WebSocket, and a long-poll subscription for clients
+// that cannot hold one. Both take the same serialized event buffer, so fan-out never serializes twice.
+import { randomBytes } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import type { RealtimeEvent } from '../services/events.js';
+import type { Principal } from '../services/context.js';
+
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  TOO_LARGE: 1009,
+  TRY_AGAIN_LATER: 1013,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
+  SLOW_CONSUMER: 4008,
+} as const;
+
+export interface Recipient {
+  readonly id: string;
+  readonly principal: Principal;
+  /** Sends an already serialized event; `event` is the same object, for recipients that keep objects. */
+  deliver(payload: Buffer, event: RealtimeEvent): void;
+  close(code: number, reason: string): void;
+}
+
+export function connectionId(): string {
+  return randomBytes(9).toString('base64url');
+}
+
+/** A WebSocket: sends refuse to queue past a bound, and the heartbeat spots a dead peer. */
+export class SocketConnection implements Recipient {
+  readonly id = connectionId();
+  /** Heartbeats sent without any sign of life since (a pong or a frame). */
+  missedHeartbeats = 0;
+
+  constructor(
+    readonly principal: Principal,
+    readonly socket: WebSocket,
+    private readonly maxBufferedBytes: number,
+    private readonly onSlowConsumer: (connection: SocketConnection) => void,
+  ) {}
+
+  deliver(payload: Buffer): void {
+    this.send(payload);
+  }
+
+  /**
+   * Queues a frame unless the peer has fallen too far behind: then it is closed with 4008 (it resumes
+   * after reconnecting) so one slow reader never makes the process grow or delays anyone else.
+   */
+  send(payload: Buffer): void {
+    const socket = this.socket;
+    if (socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount + payload.length > this.maxBufferedBytes) {
+      this.onSlowConsumer(this);
+      this.close(CLOSE.SLOW_CONSUMER, 'too far behind: reconnect and resume');
+      return;
+    }
+    socket.send(payload, { binary: false });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING)
+      this.socket.close(code, reason);
+  }
+
+  /** Called on the heartbeat tick: false when the peer missed two in a row and was cut off. */
+  heartbeat(): boolean {
+    if (this.missedHeartbeats >= 2) {
+      this.socket.terminate();
+      return false;
+    }
+    this.missedHeartbeats += 1;
+    if (this.socket.readyState === this.socket.OPEN) this.socket.ping();
+    return true;
+  }
+
+  alive(): void {
+    this.missedHeartbeats = 0;
+  }
+}
+
+/**
+ * A long-poll subscription: events wait in a bounded buffer until the client asks for them. Positions
+ * count up from 1; the cursor a client holds is `<id>.<position>` (the last event it has).
+ */
+export class PollConnection implements Recipient {
+  readonly id = connectionId();
+  private buffered: { position: number; event: RealtimeEvent }[] = [];
+  private nextPosition = 1;
+  /** Set when events were dropped (buffer full): the client must resync before going on. */
+  overflowed = false;
+  lastPollAt = Date.now();
+  private waiter: (() => void) | undefined;
+  closed = false;
+
+  constructor(
+    readonly principal: Principal,
+    private readonly capacity: number,
+  ) {}
+
+  get position(): number {
+    return this.nextPosition - 1;
+  }
+
+  deliver(_payload: Buffer, event: RealtimeEvent): void {
+    if (this.closed) return;
+    if (this.buffered.length >= this.capacity) {
+      this.overflowed = true;
+      this.buffered = [];
+    }
+    this.buffered.push({ position: this.nextPosition++, event });
+    this.wake();
+  }
+
+  /** Forgets what the client confirmed having (everything up to `position`) and returns the rest. */
+  takeAfter(position: number): { events: RealtimeEvent[]; position: number } {
+    this.buffered = this.buffered.filter((entry) => entry.position > position);
+    return { events: this.buffered.map((entry) => entry.event), position: this.position };
+  }
+
+  /** Resolves when an event arrives, the subscription closes, or `ms` pass. */
+  wait(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (this.waiter === done) this.waiter = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      this.waiter?.(); // an older poll of the same cursor gives way to the newer one
+      this.waiter = done;
+    });
+  }
+
+  private wake(): void {
+    this.waiter?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+}

@@ -1,0 +1,275 @@
+// The hub: who is connected here, which channels they belong to, and delivery of every event the
+// services publish to exactly the right connections. Membership comes from a cache of the connected
+// users' channels, loaded once when a user's first connection opens and kept right by membership events
+// (this instance's and, through the cluster, every other's): no database query per delivery.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/index.js';
+import type { MembershipChange } from '../services/channels.js';
+import type { Audience, RealtimeEvent } from '../services/events.js';
+import type { Cluster } from './cluster.js';
+import { CLOSE, SocketConnection, type Recipient } from './connection.js';
+import { encodeFrame } from './protocol.js';
+import type { Presence } from './presence.js';
+
+/** Offered every client frame before it runs (the detection plugin); false refuses it. */
+export type FrameInspector = (frame: { type: string }, recipient: Recipient) => boolean;
+
+/** New-message events: the connection that sent the message gets the `ack` instead. */
+const NEW_MESSAGE_EVENTS = new Set(['chat_message', 'personal_message']);
+
+class ConnectedUser {
+  readonly connections = new Set<Recipient>();
+  readonly channels = new Set<string>();
+  /** Removals seen while the channel list was loading (the loaded list may predate them). */
+  removedWhileLoading: Set<string> | null = new Set();
+  loading: Promise<void> | undefined;
+}
+
+export interface HubStats {
+  sockets: number;
+  polls: number;
+  users: number;
+  slow_consumer_closes: number;
+  heartbeat_terminations: number;
+}
+
+export interface HubDeps {
+  config: Config['ws'];
+  cluster: Cluster;
+  /** The ids of the channels a user belongs to. */
+  channelIdsOf(userId: string): Promise<string[]>;
+  log: FastifyBaseLogger;
+}
+
+export class Hub {
+  private readonly users = new Map<string, ConnectedUser>();
+  /** Channel id → the connected users (on this instance) who belong to it. */
+  private readonly channelMembers = new Map<string, Set<string>>();
+  private readonly origin = new AsyncLocalStorage<string>();
+  private socketCount = 0;
+  private pollCount = 0;
+  private slowConsumerCloses = 0;
+  private heartbeatTerminations = 0;
+  private readonly heartbeat: NodeJS.Timeout;
+  private inspector: FrameInspector = () => true;
+  presence: Presence | undefined;
+
+  constructor(private readonly deps: HubDeps) {
+    this.heartbeat = setInterval(() => this.beat(), deps.config.heartbeat_ms);
+    this.heartbeat.unref();
+    deps.cluster.onMessage((message) => {
+      if (message.kind === 'event') this.deliverLocal(message.event, message.audience);
+      else if (message.kind === 'membership') this.applyMembership(message.change);
+      else if (message.kind === 'session_revoked') this.closeSession(message.sessionId, false);
+    });
+  }
+
+  // ---- connections ----
+
+  /** Why a new socket must be refused (1013), or null when it may open. */
+  refusal(userId: string): string | null {
+    if (this.socketCount >= this.deps.config.max_connections) return 'server connection limit reached';
+    let sockets = 0;
+    for (const recipient of this.users.get(userId)?.connections ?? [])
+      if (recipient instanceof SocketConnection) sockets += 1;
+    if (sockets >= this.deps.config.max_per_user) return 'too many connections for this user';
+    return null;
+  }
+
+  /** Registers a connection; resolves once its user's channels are known (deliveries can start). */
+  async add(recipient: Recipient): Promise<void> {
+    const userId = recipient.principal.id;
+    let user = this.users.get(userId);
+    const first = !user;
+    if (!user) {
+      user = new ConnectedUser();
+      this.users.set(userId, user);
+      user.loading = this.loadChannels(userId, user);
+    }
+    user.connections.add(recipient);
+    if (recipient instanceof SocketConnection) this.socketCount += 1;
+    else this.pollCount += 1;
+    if (first) void this.presence?.connected(userId);
+    await user.loading;
+  }
+
+  private async loadChannels(userId: string, user: ConnectedUser): Promise<void> {
+    // A failed load (database outage) leaves the user with the channels membership events told us; the
+    // client's resume still fills in what it missed.
+    const ids = await this.deps.channelIdsOf(userId).catch((error: unknown) => {
+      this.deps.log.warn({ err: error, userId }, 'channel list for realtime not loaded');
+      return [] as string[];
+    });
+    if (this.users.get(userId) !== user) return;
+    for (const channelId of ids)
+      if (!user.removedWhileLoading?.has(channelId)) this.join(userId, user, channelId);
+    user.removedWhileLoading = null;
+  }
+
+  remove(recipient: Recipient): void {
+    const userId = recipient.principal.id;
+    const user = this.users.get(userId);
+    if (!user?.connections.delete(recipient)) return;
+    if (recipient instanceof SocketConnection) this.socketCount -= 1;
+    else this.pollCount -= 1;
+    if (user.connections.size > 0) return;
+    this.users.delete(userId);
+    for (const channelId of user.channels) this.leaveIndex(userId, channelId);
+    this.presence?.disconnected(userId, () => this.users.has(userId));
+  }
+
+  isConnected(userId: string): boolean {
+    return this.users.has(userId);
+  }
+
+  connectedUserIds(): IterableIterator<string> {
+    return this.users.keys();
+  }
+
+  /** Whether the connected user belongs to the channel, by this instance's cache. */
+  isMember(userId: string, channelId: string): boolean {
+    return this.users.get(userId)?.channels.has(channelId) ?? false;
+  }
+
+  stats(): HubStats {
+    return {
+      sockets: this.socketCount,
+      polls: this.pollCount,
+      users: this.users.size,
+      slow_consumer_closes: this.slowConsumerCloses,
+      heartbeat_terminations: this.heartbeatTerminations,
+    };
+  }
+
+  slowConsumer(connection: SocketConnection): void {
+    this.slowConsumerCloses += 1;
+    this.deps.log.warn(
+      {
+        userId: connection.principal.id,
+        connectionId: connection.id,
+        buffered: connection.socket.bufferedAmount,
+      },
+      'slow websocket consumer closed',
+    );
+  }
+
+  // ---- membership cache ----
+
+  /** A membership change from a service of this instance: applied here and told to the others. */
+  membershipChanged(change: MembershipChange): void {
+    this.applyMembership(change);
+    this.deps.cluster.publish({ kind: 'membership', change });
+  }
+
+  private applyMembership(change: MembershipChange): void {
+    for (const userId of change.userIds) {
+      const user = this.users.get(userId);
+      if (!user) continue;
+      if (change.change === 'added') {
+        user.removedWhileLoading?.delete(change.channelId);
+        this.join(userId, user, change.channelId);
+      } else {
+        user.removedWhileLoading?.add(change.channelId);
+        user.channels.delete(change.channelId);
+        this.leaveIndex(userId, change.channelId);
+      }
+    }
+  }
+
+  private join(userId: string, user: ConnectedUser, channelId: string): void {
+    user.channels.add(channelId);
+    let members = this.channelMembers.get(channelId);
+    if (!members) this.channelMembers.set(channelId, (members = new Set()));
+    members.add(userId);
+  }
+
+  private leaveIndex(userId: string, channelId: string): void {
+    const members = this.channelMembers.get(channelId);
+    if (!members) return;
+    members.delete(userId);
+    if (members.size === 0) this.channelMembers.delete(channelId);
+  }
+
+  // ---- delivery ----
+
+  /** Runs `work` on behalf of a connection: a message it sends is not echoed back to it as an event. */
+  runFor<T>(connectionId: string, work: () => Promise<T>): Promise<T> {
+    return this.origin.run(connectionId, work);
+  }
+
+  /** An event from a service: delivered here and on every other instance. */
+  publish(event: RealtimeEvent, audience: Audience): void {
+    const except = NEW_MESSAGE_EVENTS.has(event.type) ? this.origin.getStore() : undefined;
+    this.deliverLocal(event, audience, except);
+    this.deps.cluster.publish({ kind: 'event', audience, event });
+  }
+
+  /** Serializes once and hands the same buffer to every local recipient of the audience. */
+  deliverLocal(event: RealtimeEvent, audience: Audience, exceptConnectionId?: string): void {
+    let payload: Buffer | undefined;
+    const send = (user: ConnectedUser | undefined) => {
+      if (!user) return;
+      for (const recipient of user.connections) {
+        if (recipient.id === exceptConnectionId) continue;
+        payload ??= encodeFrame(event);
+        recipient.deliver(payload, event);
+      }
+    };
+    if (audience.kind === 'channel') {
+      for (const userId of this.channelMembers.get(audience.channelId) ?? [])
+        if (userId !== audience.exceptUserId) send(this.users.get(userId));
+    } else if (audience.kind === 'users') {
+      for (const userId of new Set(audience.userIds)) send(this.users.get(userId));
+    } else {
+      for (const user of this.users.values()) send(user);
+    }
+  }
+
+  // ---- sessions, health, shutdown ----
+
+  /** Closes every connection of a revoked session (4401); `tellOthers` passes it to other instances. */
+  closeSession(sessionId: string, tellOthers = true): void {
+    for (const user of [...this.users.values()]) {
+      for (const recipient of [...user.connections]) {
+        if (recipient.principal.sessionId !== sessionId) continue;
+        recipient.close(CLOSE.UNAUTHORIZED, 'session ended');
+        if (!(recipient instanceof SocketConnection)) this.remove(recipient);
+      }
+    }
+    if (tellOthers) this.deps.cluster.publish({ kind: 'session_revoked', sessionId });
+  }
+
+  /** The sessions of this instance's connections (re-checked periodically by the plugin). */
+  sessionIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const user of this.users.values())
+      for (const recipient of user.connections) ids.add(recipient.principal.sessionId);
+    return ids;
+  }
+
+  useFrameInspector(inspector: FrameInspector): void {
+    this.inspector = inspector;
+  }
+
+  inspect(frame: { type: string }, recipient: Recipient): boolean {
+    return this.inspector(frame, recipient);
+  }
+
+  private beat(): void {
+    for (const user of this.users.values()) {
+      for (const recipient of user.connections) {
+        if (recipient instanceof SocketConnection && !recipient.heartbeat()) this.heartbeatTerminations += 1;
+      }
+    }
+  }
+
+  /** Tells every client to reconnect elsewhere (1001) and stops the timers. */
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.presence?.close();
+    for (const user of [...this.users.values()])
+      for (const recipient of [...user.connections])
+        recipient.close(CLOSE.GOING_AWAY, 'server shutting down');
+  }
+}
