@@ -1,5 +1,6 @@
 // The only place that creates the Fastify instance, listens, and shuts down. `npm start` runs this file.
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
@@ -125,6 +126,25 @@ export async function start(options: LoadConfigOptions = {}): Promise<BuiltServe
     await server.close();
     process.exit(1);
   }
+  const { host: wsHost, port: wsPort } = config.ws;
+  if (
+    wsPort !== undefined &&
+    !(wsPort === config.server.port && (wsHost ?? config.server.host) === config.server.host)
+  ) {
+    try {
+      await listenForSockets(server, wsHost ?? config.server.host, wsPort);
+    } catch (error) {
+      console.error(
+        `cannot listen for WebSockets on ${wsHost ?? config.server.host}:${wsPort}: ${(error as Error).message}`,
+      );
+      await server.close();
+      process.exit(1);
+    }
+    log.info(
+      { url: `ws://${wsHost ?? config.server.host}:${wsPort}/api/v2/ws/:userId` },
+      'websocket listener open',
+    );
+  }
   log.info(
     {
       url: `http://${config.server.host}:${config.server.port}/api/v2`,
@@ -134,6 +154,34 @@ export async function start(options: LoadConfigOptions = {}): Promise<BuiltServe
     'switchboard listening',
   );
   return server;
+}
+
+/**
+ * WS_HOST/WS_PORT: a second listener for the same application, for deployments that route sockets to
+ * their own port. Upgrades and requests there are handed to the app exactly as on the HTTP port (which
+ * keeps accepting sockets too). `server.close()` stops it first; its sockets hear 1001 like the others.
+ */
+export async function listenForSockets(
+  server: BuiltServer,
+  host: string,
+  port: number,
+): Promise<http.Server> {
+  const { app } = server;
+  const listener = http.createServer((request, response) => app.routing(request, response));
+  listener.on('upgrade', (request, socket, head) => app.server.emit('upgrade', request, socket, head));
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(port, host, () => resolve());
+  });
+  const closeApp = server.close;
+  server.close = async () => {
+    // Stop accepting; its open sockets are the app's and close with it (awaiting them here would wait
+    // for the very sockets the app is about to close).
+    listener.close();
+    listener.closeIdleConnections();
+    await closeApp();
+  };
+  return listener;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -11,6 +11,18 @@ export const databaseCheckSchema = z.object({
   checked_at: z.string().nullable(),
 });
 
+export const realtimeCheckSchema = z.object({
+  redis: z
+    .enum(['disabled', 'up', 'down'])
+    .describe('disabled: no REDIS_URL (one instance); down: other instances are out of reach'),
+  instance: z.string().describe('this instance, as other instances know it'),
+  sockets: z.number(),
+  long_polls: z.number(),
+  users: z.number().describe('distinct users connected to this instance'),
+  slow_consumer_closes: z.number(),
+  heartbeat_terminations: z.number(),
+});
+
 export const systemSchema = z.object({
   rss_bytes: z.number(),
   heap_used_bytes: z.number(),
@@ -23,7 +35,7 @@ export const healthSchema = z
     status: healthStatusSchema,
     version: z.string(),
     uptime_s: z.number(),
-    checks: z.object({ database: databaseCheckSchema }).optional(),
+    checks: z.object({ database: databaseCheckSchema, realtime: realtimeCheckSchema }).optional(),
     system: systemSchema.optional(),
   })
   .meta({ id: 'Health' });

@@ -1,4 +1,5 @@
 // Health for ops: no authentication. /health reads state kept by background checks, so it stays cheap.
+// Redis being out of reach (several instances) makes it degraded: each instance still serves its users.
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
 import { Errors } from '../../errors.js';
 import { errorResponses } from '../../schemas/error.js';
@@ -29,7 +30,11 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
       const database = fastify.database.state;
       const system = fastify.system.snapshot();
       const down = database.status !== 'up';
+      const { cluster, hub } = fastify.realtime;
+      const redis = cluster.state();
+      const hubStats = hub.stats();
       const degraded =
+        redis === 'down' ||
         (database.latency_ms ?? 0) > DEGRADED_DB_LATENCY_MS ||
         system.event_loop_delay_p99_ms > DEGRADED_EVENT_LOOP_P99_MS;
       const status = down ? ('down' as const) : degraded ? ('degraded' as const) : ('ok' as const);
@@ -45,6 +50,15 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
             status: database.status,
             latency_ms: database.latency_ms,
             checked_at: database.checked_at?.toISOString() ?? null,
+          },
+          realtime: {
+            redis,
+            instance: cluster.instanceId,
+            sockets: hubStats.sockets,
+            long_polls: hubStats.polls,
+            users: hubStats.users,
+            slow_consumer_closes: hubStats.slow_consumer_closes,
+            heartbeat_terminations: hubStats.heartbeat_terminations,
           },
         },
         system,
