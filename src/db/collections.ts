@@ -13,6 +13,7 @@ export const COLLECTIONS = {
   claims: 'claims',
   channels: 'channels',
   memberships: 'memberships',
+  userChannels: 'user_channels',
   messages: 'messages',
   /** "<sender>:<client_id>" → message id: finds a retried send's message with an id lookup. */
   messageClientIds: 'message_client_ids',

@@ -1,6 +1,7 @@
 // MongoDB access for channels and memberships. Plain objects in, plain objects out; no business rules.
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db } from 'mongodb';
 import { COLLECTIONS } from '../db/collections.js';
+import { KeyedQueue } from '../lib/keyed-queue.js';
 
 export const CHANNEL_KINDS = ['direct', 'group', 'department', 'public'] as const;
 export type ChannelKind = (typeof CHANNEL_KINDS)[number];
@@ -41,6 +42,16 @@ export interface MembershipDoc {
   hidden: boolean;
 }
 
+/**
+ * Which channels a user belongs to, by user id: on FerretDB only `_id` lookups use an index, so finding a
+ * user's memberships by `user_id` would read every membership. Kept beside the memberships (added and
+ * removed with them) and rebuilt from them by `rebuildUserChannels` (the hourly reconcile).
+ */
+export interface UserChannelsDoc {
+  _id: string;
+  channel_ids: string[];
+}
+
 export function membershipId(channelId: string, userId: string): string {
   return `${channelId}:${userId}`;
 }
@@ -48,10 +59,14 @@ export function membershipId(channelId: string, userId: string): string {
 export class ChannelsRepository {
   private readonly channels: Collection<ChannelDoc>;
   private readonly memberships: Collection<MembershipDoc>;
+  private readonly userChannels: Collection<UserChannelsDoc>;
+  /** Writes to one user's channel list take turns (FerretDB would let concurrent ones undo each other). */
+  private readonly userChannelWrites = new KeyedQueue();
 
   constructor(db: Db) {
     this.channels = db.collection<ChannelDoc>(COLLECTIONS.channels);
     this.memberships = db.collection<MembershipDoc>(COLLECTIONS.memberships);
+    this.userChannels = db.collection<UserChannelsDoc>(COLLECTIONS.userChannels);
   }
 
   insert(channel: ChannelDoc): Promise<unknown> {
@@ -60,7 +75,9 @@ export class ChannelsRepository {
 
   /** Undoes a channel that could not be completed (it never held messages). */
   async deleteWithMembers(id: string): Promise<void> {
+    const members = await this.memberIds(id);
     await this.memberships.deleteMany({ channel_id: id });
+    await Promise.all(members.map((userId) => this.listChannel(userId, id, false)));
     await this.channels.deleteOne({ _id: id });
   }
 
@@ -122,12 +139,67 @@ export class ChannelsRepository {
     return this.memberships.find({ user_id: userId }).toArray();
   }
 
-  /** The channel ids a user belongs to (for search scoping). */
+  /** The channel ids a user belongs to (search scoping, the realtime hub), by the user's channel list. */
   async channelIdsOfUser(userId: string): Promise<string[]> {
+    const listed = await this.userChannels.findOne({ _id: userId });
+    if (listed) return listed.channel_ids;
+    // No list yet (data from before it existed): read the memberships once and write the list.
     const docs = await this.memberships
       .find({ user_id: userId }, { projection: { channel_id: 1 } })
       .toArray();
-    return docs.map((doc) => doc.channel_id);
+    const ids = docs.map((doc) => doc.channel_id);
+    await this.userChannelWrites.run(userId, () =>
+      this.userChannels.updateOne(
+        { _id: userId },
+        { $addToSet: { channel_ids: { $each: ids } } },
+        { upsert: true },
+      ),
+    );
+    return ids;
+  }
+
+  /** Adds or removes a channel on the user's channel list. */
+  private listChannel(userId: string, channelId: string, member: boolean): Promise<unknown> {
+    return this.userChannelWrites.run(userId, () =>
+      this.userChannels.updateOne(
+        { _id: userId },
+        member ? { $addToSet: { channel_ids: channelId } } : { $pull: { channel_ids: channelId } },
+        { upsert: member },
+      ),
+    );
+  }
+
+  /**
+   * Makes every user's channel list match the memberships (after a crash between the two writes);
+   * returns how many lists were corrected. Each difference is checked again by id just before it is
+   * written, so a membership added or removed meanwhile is not undone.
+   */
+  async rebuildUserChannels(): Promise<number> {
+    const expected = new Map<string, Set<string>>();
+    const memberships = this.memberships.find({}, { projection: { channel_id: 1, user_id: 1 } });
+    for await (const { user_id: userId, channel_id: channelId } of memberships) {
+      let ids = expected.get(userId);
+      if (!ids) expected.set(userId, (ids = new Set()));
+      ids.add(channelId);
+    }
+    const listed = new Map<string, Set<string>>();
+    for await (const doc of this.userChannels.find({})) listed.set(doc._id, new Set(doc.channel_ids));
+    let corrected = 0;
+    for (const userId of new Set([...expected.keys(), ...listed.keys()])) {
+      const want = expected.get(userId) ?? new Set<string>();
+      const have = listed.get(userId) ?? new Set<string>();
+      const differences = [
+        ...[...want].filter((id) => !have.has(id)),
+        ...[...have].filter((id) => !want.has(id)),
+      ];
+      if (differences.length === 0) continue;
+      corrected += 1;
+      for (const channelId of differences) {
+        const member = (await this.findMembership(channelId, userId)) !== null;
+        await this.listChannel(userId, channelId, member);
+      }
+    }
+    return corrected;
   }
 
   members(channelId: string, limit: number, afterUserId?: string): Promise<MembershipDoc[]> {
@@ -167,24 +239,32 @@ export class ChannelsRepository {
     }));
     const added = (upsertedIds: Record<number, unknown>) =>
       Object.keys(upsertedIds).map((index) => memberships[Number(index)]!.user_id);
+    let addedIds: string[];
     try {
-      return added((await this.memberships.bulkWrite(operations, { ordered: false })).upsertedIds);
+      addedIds = added((await this.memberships.bulkWrite(operations, { ordered: false })).upsertedIds);
     } catch (error) {
       // Two requests adding the same member at once: on FerretDB the slower upsert fails on the unique
       // id instead of matching. Either way the member is in, which is what was asked.
       const writeErrors = (error as { writeErrors?: { code?: number }[] }).writeErrors;
       if (
-        error instanceof MongoBulkWriteError &&
-        writeErrors?.every((writeError) => writeError.code === 11000)
+        !(error instanceof MongoBulkWriteError) ||
+        !writeErrors?.every((writeError) => writeError.code === 11000)
       ) {
-        return added(error.result.upsertedIds);
+        throw error;
       }
-      throw error;
+      addedIds = added(error.result.upsertedIds);
     }
+    // Every listed member's channel list gets the channel, not only the new ones: this heals a list that
+    // missed it (the write is a no-op when it is there).
+    await Promise.all(
+      memberships.map((membership) => this.listChannel(membership.user_id, membership.channel_id, true)),
+    );
+    return addedIds;
   }
 
   async removeMember(channelId: string, userId: string): Promise<boolean> {
     const result = await this.memberships.deleteOne({ _id: membershipId(channelId, userId) });
+    await this.listChannel(userId, channelId, false);
     return result.deletedCount === 1;
   }
 

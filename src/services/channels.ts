@@ -751,7 +751,7 @@ export class ChannelsService {
   // ---- channels the server keeps in sync ----
 
   /** `general` exists and every active user is in it; every department has its channel with its people. */
-  async reconcile(): Promise<{ added: number; removed: number }> {
+  async reconcile(): Promise<{ added: number; removed: number; lists_corrected: number }> {
     const general = await this.ensureGeneral();
     const users = await this.deps.users.activeMembershipFacts();
     const generalMembers = new Set(await this.deps.channels.memberIds(general._id));
@@ -783,7 +783,9 @@ export class ChannelsService {
       added += result.added;
       removed += result.removed;
     }
-    return { added, removed };
+    // Users' channel lists (what the realtime hub and search read) follow the memberships.
+    const listsCorrected = await this.deps.channels.rebuildUserChannels();
+    return { added, removed, lists_corrected: listsCorrected };
   }
 
   /** Keeps `general` and department channels right when a user is created, imported or moved. */

@@ -137,7 +137,8 @@ export default fp(
         .reconcile()
         .then(
           (result) => {
-            if (result.added || result.removed) fastify.log.info(result, 'channel memberships reconciled');
+            if (result.added || result.removed || result.lists_corrected)
+              fastify.log.info(result, 'channel memberships reconciled');
           },
           (error: unknown) => fastify.log.warn({ err: error }, 'channel membership reconcile failed'),
         )
