@@ -119,7 +119,10 @@ export class RedisCluster implements Cluster {
       if (!this.wasDown) return;
       this.wasDown = false;
       log.info('redis connection back');
-      for (const handler of this.reconnectHandlers) handler();
+      // A restarted Redis forgot which instance holds whom: say so again before anything else asks.
+      void this.markOnline([...this.localUsers()]).then(() => {
+        for (const handler of this.reconnectHandlers) handler();
+      });
     });
     this.refresh = setInterval(() => void this.markOnline([...this.localUsers()]), PRESENCE_REFRESH_MS);
     this.refresh.unref();

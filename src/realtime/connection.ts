@@ -14,6 +14,9 @@ export const CLOSE = {
   SLOW_CONSUMER: 4008,
 } as const;
 
+/** How long a slow consumer's close may wait behind its backlog before the socket is cut. */
+const SLOW_CONSUMER_LINGER_MS = 2000;
+
 export interface Recipient {
   readonly id: string;
   readonly principal: Principal;
@@ -44,18 +47,36 @@ export class SocketConnection implements Recipient {
   }
 
   /**
-   * Queues a frame unless the peer has fallen too far behind: then it is closed with 4008 (it resumes
-   * after reconnecting) so one slow reader never makes the process grow or delays anyone else.
+   * Queues a frame unless the peer has fallen too far behind (more than the bound already waiting): then
+   * it is closed with 4008 (it resumes after reconnecting) so one slow reader never makes the process
+   * grow or delays anyone else. Only the backlog counts: one large frame to a reader that keeps up is fine.
    */
   send(payload: Buffer): void {
     const socket = this.socket;
     if (socket.readyState !== socket.OPEN) return;
-    if (socket.bufferedAmount + payload.length > this.maxBufferedBytes) {
+    if (socket.bufferedAmount > this.maxBufferedBytes) {
       this.onSlowConsumer(this);
       this.close(CLOSE.SLOW_CONSUMER, 'too far behind: reconnect and resume');
+      // The close frame waits behind the backlog; a reader that never reads again must not keep it.
+      setTimeout(() => socket.terminate(), SLOW_CONSUMER_LINGER_MS).unref();
       return;
     }
     socket.send(payload, { binary: false });
+  }
+
+  /**
+   * Resolves once at most `bytes` wait to be sent (or the socket closes, or `timeoutMs` pass): answers
+   * that come in several frames (a resume's syncs) go out at the reader's pace instead of piling up.
+   */
+  async drained(bytes: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (
+      this.socket.readyState === this.socket.OPEN &&
+      this.socket.bufferedAmount > bytes &&
+      Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
 
   close(code: number, reason: string): void {

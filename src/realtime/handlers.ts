@@ -162,19 +162,31 @@ export class FrameHandlers {
     return { ack: { status: frame.status } };
   }
 
-  /** One `sync` per channel with what changed since the client's position (bounded per channel). */
+  /**
+   * One `sync` per channel with what changed since the client's position, bounded by count
+   * (`resume_limit`) and by size (a quarter of the slow-reader bound, so a sync never trips it).
+   */
   private async resume(frame: FrameOf<'resume'>, principal: Principal): Promise<FrameResult> {
     const limit = this.deps.config.resume_limit;
+    const byteBudget = this.deps.config.max_buffered_bytes / 4;
     const frames: FrameResult['frames'] = [];
     for (const [reference, since] of Object.entries(frame.channels)) {
       try {
         const changes = await this.deps.messages.changes(principal, reference, { since_seq: since, limit });
+        let messages = changes.messages;
+        let bytes = 0;
+        const fitting = messages.findIndex(
+          (message) => (bytes += JSON.stringify(message).length) > byteBudget,
+        );
+        // At least one message per page, so a client always moves forward.
+        if (fitting !== -1) messages = messages.slice(0, Math.max(1, fitting));
+        const cut = messages.length < changes.messages.length;
         frames.push({
           type: 'sync',
           channel_id: changes.channel_id,
-          messages: changes.messages,
-          last_seq: changes.last_seq,
-          complete: !changes.has_more,
+          messages,
+          last_seq: cut ? messages.at(-1)!.change_seq : changes.last_seq,
+          complete: !changes.has_more && !cut,
         });
       } catch (error) {
         // One channel the caller cannot read does not spoil the others.

@@ -18,6 +18,9 @@ export type FrameInspector = (frame: { type: string }, recipient: Recipient) => 
 /** New-message events: the connection that sent the message gets the `ack` instead. */
 const NEW_MESSAGE_EVENTS = new Set(['chat_message', 'personal_message']);
 
+/** Longer than an authentication can take, and than the session cache of any instance (1 s). */
+const REVOKED_MEMORY_MS = 5000;
+
 class ConnectedUser {
   readonly connections = new Set<Recipient>();
   readonly channels = new Set<string>();
@@ -53,6 +56,8 @@ export class Hub {
   private heartbeatTerminations = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private inspector: FrameInspector = () => true;
+  /** Sessions revoked a moment ago, until when: a socket authenticated in that moment is refused. */
+  private readonly revoked = new Map<string, number>();
   presence: Presence | undefined;
 
   constructor(private readonly deps: HubDeps) {
@@ -79,6 +84,11 @@ export class Hub {
 
   /** Registers a connection; resolves once its user's channels are known (deliveries can start). */
   async add(recipient: Recipient): Promise<void> {
+    // Authenticated just before its session was revoked: it must not slip in after the closing.
+    if (this.wasRevoked(recipient.principal.sessionId)) {
+      recipient.close(CLOSE.UNAUTHORIZED, 'session ended');
+      return;
+    }
     const userId = recipient.principal.id;
     let user = this.users.get(userId);
     const first = !user;
@@ -142,7 +152,9 @@ export class Hub {
     };
   }
 
+  /** A connection closed for reading too slowly: it stops counting (and receiving) at once. */
   slowConsumer(connection: SocketConnection): void {
+    this.remove(connection);
     this.slowConsumerCloses += 1;
     this.deps.log.warn(
       {
@@ -228,8 +240,18 @@ export class Hub {
 
   // ---- sessions, health, shutdown ----
 
+  private wasRevoked(sessionId: string): boolean {
+    const until = this.revoked.get(sessionId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.revoked.delete(sessionId);
+    return false;
+  }
+
   /** Closes every connection of a revoked session (4401); `tellOthers` passes it to other instances. */
   closeSession(sessionId: string, tellOthers = true): void {
+    if (this.revoked.size > 10_000) this.revoked.clear();
+    this.revoked.set(sessionId, Date.now() + REVOKED_MEMORY_MS);
     for (const user of [...this.users.values()]) {
       for (const recipient of [...user.connections]) {
         if (recipient.principal.sessionId !== sessionId) continue;

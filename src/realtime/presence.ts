@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 // Presence: a user is online while any connection is open (on any instance), and offline only after a
 // grace period once the last one closes, so a page reload never flickers. `away`/`busy` are chosen by the
 // user and kept on their record. Changes are gathered and sent every `status_flush_ms`, so 1,000 users
@@ -5,6 +6,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Cluster, StatusChange } from './cluster.js';
 import type { PresenceStatus } from '../services/users.js';
+
+/** After a Redis outage, how long the other instances get to say where their users stand. */
+const RESYNC_SETTLE_MS = 1000;
 
 export interface PresenceDeps {
   cluster: Cluster;
@@ -14,6 +18,9 @@ export interface PresenceDeps {
   chosenStatus(userId: string): Promise<PresenceStatus>;
   saveChosenStatus(userId: string, status: PresenceStatus): Promise<void>;
   saveLastSeen(userId: string, at: Date): Promise<void>;
+  /** The users with a connection on this instance. */
+  localUsers(): Iterable<string>;
+  isLocal(userId: string): boolean;
   /** Sends a status frame to every local connection. */
   broadcast(frame: { type: string; [field: string]: unknown }): void;
   log: FastifyBaseLogger;
@@ -24,6 +31,8 @@ export class Presence {
   private readonly known = new Map<string, StatusChange>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
   private pending = new Map<string, StatusChange>();
+  /** Changes made here while the other instances could not hear them. */
+  private readonly unsent = new Map<string, StatusChange>();
   private readonly flushTimer: NodeJS.Timeout;
 
   constructor(private readonly deps: PresenceDeps) {
@@ -33,14 +42,44 @@ export class Presence {
       if (message.kind === 'status') this.apply(message.change);
     });
     void this.loadShared();
-    // After an outage the shared record may have missed changes: read it again.
-    deps.cluster.onReconnect(() => void this.loadShared());
+    deps.cluster.onReconnect(() => this.resync());
   }
 
   private async loadShared(): Promise<void> {
     const shared = await this.deps.cluster.statuses();
     for (const change of shared ?? [])
       if (!this.known.has(change.user_id)) this.known.set(change.user_id, change);
+  }
+
+  /**
+   * After a Redis outage: tell the others what changed here meanwhile and where this instance's users
+   * stand (a restarted Redis forgot), then, once the others have done the same, take the shared view for
+   * everyone else — users who left another instance during the outage go offline here.
+   */
+  private resync(): void {
+    const told = new Set<string>();
+    for (const change of this.unsent.values()) {
+      this.share(change);
+      told.add(change.user_id);
+    }
+    this.unsent.clear();
+    for (const userId of this.deps.localUsers()) {
+      const change = this.known.get(userId);
+      if (change && !told.has(userId)) this.share(change);
+    }
+    setTimeout(() => void this.adoptShared(), RESYNC_SETTLE_MS).unref();
+  }
+
+  private async adoptShared(): Promise<void> {
+    const shared = await this.deps.cluster.statuses();
+    if (!shared) return;
+    const byUser = new Map(shared.map((change) => [change.user_id, change]));
+    const now = new Date().toISOString();
+    for (const userId of [...this.known.keys()]) {
+      if (!this.deps.isLocal(userId) && !byUser.has(userId))
+        this.apply({ user_id: userId, status: 'offline', last_seen_at: now });
+    }
+    for (const change of shared) if (!this.deps.isLocal(change.user_id)) this.apply(change);
   }
 
   /** The user's first connection on this instance opened. */
@@ -98,6 +137,12 @@ export class Presence {
 
   private announce(change: StatusChange): void {
     this.apply(change);
+    // While Redis is away the others cannot hear it: kept (the latest per user) for when it returns.
+    if (this.deps.cluster.state() === 'down') this.unsent.set(change.user_id, change);
+    else this.share(change);
+  }
+
+  private share(change: StatusChange): void {
     this.deps.cluster.publish({ kind: 'status', change });
     void this.deps.cluster.saveStatus(change);
   }

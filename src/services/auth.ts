@@ -287,6 +287,11 @@ export class AuthService {
     return principal;
   }
 
+  /** Drops what this process remembers of a session (revoked by another instance). */
+  forgetSession(sessionId: string): void {
+    this.sessionCache.delete(sessionId);
+  }
+
   /** The principal of a live session; null when it is revoked, expired or unknown (realtime tickets). */
   sessionPrincipalFor(sessionId: string): Promise<Principal | null> {
     return this.sessionPrincipal(sessionId);

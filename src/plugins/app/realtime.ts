@@ -56,6 +56,8 @@ export default fp(
       chosenStatus: (userId) => fastify.users.chosenPresence(userId),
       saveChosenStatus: (userId, status) => fastify.users.choosePresence(userId, status),
       saveLastSeen: (userId, at) => fastify.users.markSeen(userId, at),
+      localUsers: () => hub.connectedUserIds(),
+      isLocal: (userId) => hub.isConnected(userId),
       broadcast: (frame) => hub.deliverLocal(frame, { kind: 'everyone' }),
       log: fastify.log,
     });
@@ -77,6 +79,10 @@ export default fp(
     fastify.channels.events.on('membership.changed', onMembership);
     const onRevoked = ({ sessionId }: { sessionId: string }) => hub.closeSession(sessionId);
     fastify.auth.events.on('session.revoked', onRevoked);
+    // A session revoked on another instance: this one must stop trusting its cached answer at once.
+    cluster.onMessage((message) => {
+      if (message.kind === 'session_revoked') fastify.auth.forgetSession(message.sessionId);
+    });
 
     // A session can also end where this instance cannot hear it (expiry, another instance without
     // Redis): the sessions behind open connections are checked again now and then.

@@ -9,13 +9,26 @@ import { Errors } from '../../errors.js';
 import { bearerToken, requestContext } from '../../plugins/app/authenticate.js';
 import { describeError } from '../../plugins/app/errors.js';
 import { CLOSE, SocketConnection } from '../../realtime/connection.js';
-import { encodeFrame, parseFrame, type ClientFrame } from '../../realtime/protocol.js';
+import { encodeFrame, FRAME_TYPES, parseFrame, type ClientFrame } from '../../realtime/protocol.js';
 import { errorResponses } from '../../schemas/error.js';
 import { userRef } from '../../schemas/common.js';
 import type { Principal, RequestContext } from '../../services/context.js';
 
 /** Frames a client may have waiting for an answer; more are refused, so one client cannot queue work. */
 const MAX_FRAMES_IN_FLIGHT = 32;
+
+const SOCKET_DESCRIPTION = [
+  'Upgrade to a WebSocket. `:userId` is your id or email. Close codes: 4401 bad, used or ended credential;',
+  '4403 another user; 1013 too many sockets; 1009 frame over the size limit; 4008 slow reader (resume);',
+  '1001 server shutting down. A foreign Origin gets 403 ORIGIN_NOT_ALLOWED before the upgrade.',
+  '',
+  `Client frames (JSON, \`type\` plus an optional \`id\` answered by one \`ack\` or \`error\` with \`ref\`): ${FRAME_TYPES.map((t) => `\`${t}\``).join(', ')}.`,
+  '',
+  'Server frames: `hello`, `chat_message`, `personal_message`, `message_update`, `reaction_update`,',
+  '`read_receipt`, `unread_update`, `typing`, `status_update`, `status_updates`, `all_statuses`, `sync`,',
+  "`notification`, `new_announcement`, `ack`, `error`, `pong`. The README's Realtime section shows an",
+  'example of every frame.',
+].join('\n');
 
 type SocketAuth = { principal: Principal } | { close: number; reason: string };
 
@@ -99,7 +112,8 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       config: { public: true },
       schema: {
         tags: ['realtime'],
-        summary: 'The WebSocket hub (see the realtime section of the README for every frame)',
+        summary: 'The WebSocket hub: ?ticket= (from POST /ws/ticket) or Authorization: Bearer',
+        description: SOCKET_DESCRIPTION,
         params: z.strictObject({ userId: userRef }),
         querystring: z.object({ ticket: z.string().max(128).optional() }).loose(),
       },
@@ -179,7 +193,10 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
         const result = await realtime.hub.runFor(connection.id, () =>
           realtime.handlers.handle(frame, connection.principal, context),
         );
-        for (const extra of result.frames ?? []) reply(extra);
+        for (const extra of result.frames ?? []) {
+          await connection.drained(config.ws.max_buffered_bytes / 2);
+          reply(extra);
+        }
         if (frame.id !== undefined) reply({ type: 'ack', ref: frame.id, ...result.ack });
       } catch (error) {
         fail(error, frame.id);
