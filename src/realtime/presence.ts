@@ -1,4 +1,3 @@
-import { appendFileSync } from 'node:fs';
 // Presence: a user is online while any connection is open (on any instance), and offline only after a
 // grace period once the last one closes, so a page reload never flickers. `away`/`busy` are chosen by the
 // user and kept on their record. Changes are gathered and sent every `status_flush_ms`, so 1,000 users
