@@ -350,6 +350,14 @@ const CONVERSATION_TABLE: Record<string, Entry> = {
       return { params: { id: created.id } };
     },
   },
+  // Realtime. The socket authenticates itself (ticket or bearer, answered with close codes over the
+  // socket: test/realtime/connect.test.ts); a plain GET without an upgrade is not a socket.
+  'POST /api/v2/ws/ticket': { expect: signedIn(200) },
+  'GET /api/v2/ws/:userId': {
+    expect: everyone(404),
+    request: async (ctx) => ({ params: { userId: ctx.readTarget } }),
+  },
+  'GET /api/v2/events': { expect: signedIn(200), request: async () => ({ query: { wait_s: '0' } }) },
 };
 Object.assign(TABLE, CONVERSATION_TABLE);
 
