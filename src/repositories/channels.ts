@@ -63,7 +63,11 @@ export class ChannelsRepository {
   /** Writes to one user's channel list take turns (FerretDB would let concurrent ones undo each other). */
   private readonly userChannelWrites = new KeyedQueue();
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    /** True where only id lookups are indexed (FerretDB): read by id instead of by filter. */
+    private readonly pointLookups: () => boolean = () => false,
+  ) {
     this.channels = db.collection<ChannelDoc>(COLLECTIONS.channels);
     this.memberships = db.collection<MembershipDoc>(COLLECTIONS.memberships);
     this.userChannels = db.collection<UserChannelsDoc>(COLLECTIONS.userChannels);
@@ -89,8 +93,10 @@ export class ChannelsRepository {
     return this.channels.findOne({ name_lower: name.toLowerCase() });
   }
 
-  findByIds(ids: readonly string[]): Promise<ChannelDoc[]> {
-    return this.channels.find({ _id: { $in: [...ids] } }).toArray();
+  async findByIds(ids: readonly string[]): Promise<ChannelDoc[]> {
+    if (!this.pointLookups()) return this.channels.find({ _id: { $in: [...ids] } }).toArray();
+    const docs = await Promise.all(ids.map((id) => this.channels.findOne({ _id: id })));
+    return docs.filter((doc): doc is ChannelDoc => doc !== null);
   }
 
   findDepartmentChannel(department: string): Promise<ChannelDoc | null> {
@@ -135,8 +141,12 @@ export class ChannelsRepository {
     return this.memberships.findOne({ _id: membershipId(channelId, userId) });
   }
 
-  membershipsOfUser(userId: string): Promise<MembershipDoc[]> {
-    return this.memberships.find({ user_id: userId }).toArray();
+  async membershipsOfUser(userId: string): Promise<MembershipDoc[]> {
+    if (!this.pointLookups()) return this.memberships.find({ user_id: userId }).toArray();
+    // By the user's channel list, one id lookup per membership (a filter on user_id would read them all).
+    const channelIds = await this.channelIdsOfUser(userId);
+    const docs = await Promise.all(channelIds.map((channelId) => this.findMembership(channelId, userId)));
+    return docs.filter((doc): doc is MembershipDoc => doc !== null);
   }
 
   /** The channel ids a user belongs to (search scoping, the realtime hub), by the user's channel list. */

@@ -74,9 +74,10 @@ export default fp(
     });
 
     const events = new InProcessEventBus();
-    const channelsRepository = new ChannelsRepository(db);
-    // On FerretDB only id lookups use an index: read messages by id there (repositories/messages.ts).
-    const messagesRepository = new MessagesRepository(db, () => fastify.database.state.engine === 'ferretdb');
+    // On FerretDB only id lookups use an index: hot reads go by id there (repositories/messages.ts).
+    const pointLookups = () => fastify.database.state.engine === 'ferretdb';
+    const channelsRepository = new ChannelsRepository(db, pointLookups);
+    const messagesRepository = new MessagesRepository(db, pointLookups);
     const housekeeping = new Housekeeping(
       { sessions, passwordTokens, throttle, claims, messages: messagesRepository },
       longestTokenMs,
