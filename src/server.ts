@@ -168,10 +168,18 @@ export async function listenForSockets(
 ): Promise<http.Server> {
   const { app } = server;
   const listener = http.createServer((request, response) => app.routing(request, response));
+  // The same bounds as the HTTP port (slow or idle clients cannot hold connections open).
+  listener.requestTimeout = app.server.requestTimeout;
+  listener.headersTimeout = app.server.headersTimeout;
+  listener.keepAliveTimeout = app.server.keepAliveTimeout;
   listener.on('upgrade', (request, socket, head) => app.server.emit('upgrade', request, socket, head));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
-    listener.listen(port, host, () => resolve());
+    listener.listen(port, host, () => {
+      listener.off('error', reject);
+      listener.on('error', (error) => app.log.error({ err: error }, 'websocket listener error'));
+      resolve();
+    });
   });
   const closeApp = server.close;
   server.close = async () => {

@@ -34,6 +34,8 @@ export interface Cluster {
   markOnline(userIds: string[]): Promise<void>;
   /** This instance holds none any more; true when no instance does (the user is offline). */
   markOffline(userId: string): Promise<boolean>;
+  /** Which of the users some live instance holds; null when Redis is unreachable. */
+  heldAnywhere(userIds: string[]): Promise<Set<string> | null>;
   /** The statuses every instance announced (users not offline). */
   statuses(): Promise<StatusChange[] | null>;
   saveStatus(change: StatusChange): Promise<void>;
@@ -60,6 +62,9 @@ export class SoloCluster implements Cluster {
     return true;
   }
   async statuses(): Promise<null> {
+    return null;
+  }
+  async heldAnywhere(): Promise<null> {
     return null;
   }
   async saveStatus(): Promise<void> {}
@@ -202,6 +207,15 @@ export class RedisCluster implements Cluster {
     } catch {
       return true;
     }
+  }
+
+  async heldAnywhere(userIds: string[]): Promise<Set<string> | null> {
+    if (this.commands.status !== 'ready') return null;
+    const pipeline = this.commands.pipeline();
+    for (const userId of userIds) pipeline.exists(KEY.userInstances(userId));
+    const results = await pipeline.exec().catch(() => null);
+    if (!results || results.some(([error]) => error)) return null;
+    return new Set(userIds.filter((_, index) => Number(results[index]![1]) > 0));
   }
 
   async statuses(): Promise<StatusChange[] | null> {

@@ -7,7 +7,9 @@ import type { Principal } from '../services/context.js';
 
 export const CLOSE = {
   GOING_AWAY: 1001,
+  POLICY: 1008,
   TOO_LARGE: 1009,
+  SERVICE_RESTART: 1012,
   TRY_AGAIN_LATER: 1013,
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
@@ -23,6 +25,7 @@ export interface Recipient {
   /** Sends an already serialized event; `event` is the same object, for recipients that keep objects. */
   deliver(payload: Buffer, event: RealtimeEvent): void;
   close(code: number, reason: string): void;
+  isOpen(): boolean;
 }
 
 export function connectionId(): string {
@@ -42,8 +45,33 @@ export class SocketConnection implements Recipient {
     private readonly onSlowConsumer: (connection: SocketConnection) => void,
   ) {}
 
-  deliver(payload: Buffer): void {
-    this.send(payload);
+  /** Channels whose live events wait (a resume is reading them), with what waits. */
+  private held: Map<string, Buffer[]> | undefined;
+  private heldBytes = 0;
+
+  deliver(payload: Buffer, event: RealtimeEvent): void {
+    const waiting = typeof event.channel_id === 'string' ? this.held?.get(event.channel_id) : undefined;
+    if (!waiting) return this.send(payload);
+    waiting.push(payload);
+    this.heldBytes += payload.length;
+    // Held output counts like unread output: a reader this far behind is cut off the same way.
+    if (this.heldBytes > this.maxBufferedBytes) this.cutOff();
+  }
+
+  hold(channelId: string): void {
+    (this.held ??= new Map()).set(channelId, this.held.get(channelId) ?? []);
+  }
+
+  /** Sends what waited for the channel, in the order it came. */
+  release(channelId: string): void {
+    const waiting = this.held?.get(channelId);
+    if (!waiting) return;
+    this.held!.delete(channelId);
+    if (this.held!.size === 0) this.held = undefined;
+    for (const payload of waiting) {
+      this.heldBytes -= payload.length;
+      this.send(payload);
+    }
   }
 
   /**
@@ -54,14 +82,19 @@ export class SocketConnection implements Recipient {
   send(payload: Buffer): void {
     const socket = this.socket;
     if (socket.readyState !== socket.OPEN) return;
-    if (socket.bufferedAmount > this.maxBufferedBytes) {
-      this.onSlowConsumer(this);
-      this.close(CLOSE.SLOW_CONSUMER, 'too far behind: reconnect and resume');
-      // The close frame waits behind the backlog; a reader that never reads again must not keep it.
-      setTimeout(() => socket.terminate(), SLOW_CONSUMER_LINGER_MS).unref();
-      return;
-    }
+    if (socket.bufferedAmount > this.maxBufferedBytes) return this.cutOff();
     socket.send(payload, { binary: false });
+  }
+
+  private cutOff(): void {
+    const socket = this.socket;
+    if (socket.readyState !== socket.OPEN) return;
+    this.held = undefined;
+    this.heldBytes = 0;
+    this.onSlowConsumer(this);
+    this.close(CLOSE.SLOW_CONSUMER, 'too far behind: reconnect and resume');
+    // The close frame waits behind the backlog; a reader that never reads again must not keep it.
+    setTimeout(() => socket.terminate(), SLOW_CONSUMER_LINGER_MS).unref();
   }
 
   /**
@@ -82,6 +115,10 @@ export class SocketConnection implements Recipient {
   close(code: number, reason: string): void {
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING)
       this.socket.close(code, reason);
+  }
+
+  isOpen(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
   }
 
   /** Called on the heartbeat tick: false when the peer missed two in a row and was cut off. */
@@ -162,5 +199,9 @@ export class PollConnection implements Recipient {
   close(): void {
     this.closed = true;
     this.wake();
+  }
+
+  isOpen(): boolean {
+    return !this.closed;
   }
 }

@@ -2,6 +2,7 @@
 // REST, so idempotency, validation, permissions and the per-user send limit are identical on both.
 import type { Config } from '../config/index.js';
 import { Errors, validationError } from '../errors.js';
+import { isId } from '../lib/ids.js';
 import type { ChannelsService } from '../services/channels.js';
 import type { Principal, RequestContext } from '../services/context.js';
 import type { MessagesService } from '../services/messages.js';
@@ -10,10 +11,15 @@ import type { Hub } from './hub.js';
 import type { Presence } from './presence.js';
 import type { ClientFrame, FrameOf } from './protocol.js';
 
-/** What a frame produced: frames to send first (pong, sync…), then the fields of its `ack`. */
-export interface FrameResult {
-  frames?: { type: string; [field: string]: unknown }[];
-  ack?: Record<string, unknown>;
+/** The fields of a frame's `ack`. */
+export type AckFields = Record<string, unknown>;
+
+/** Where a handler sends frames other than its ack (pong, all_statuses, sync), paced to the reader. */
+export interface FrameOutput {
+  send(frame: { type: string; [field: string]: unknown }): Promise<void>;
+  /** Live events of the channel wait until `release` (a sync of it is being read). */
+  hold(channelId: string): void;
+  release(channelId: string): void;
 }
 
 export interface HandlerDeps {
@@ -49,7 +55,12 @@ export class FrameHandlers {
     this.typing = new TypingThrottle(deps.config.typing_throttle_ms);
   }
 
-  handle(frame: ClientFrame, principal: Principal, context: RequestContext): Promise<FrameResult> {
+  async handle(
+    frame: ClientFrame,
+    principal: Principal,
+    context: RequestContext,
+    out: FrameOutput,
+  ): Promise<AckFields> {
     switch (frame.type) {
       case 'personal_message':
       case 'chat_message':
@@ -69,24 +80,24 @@ export class FrameHandlers {
       case 'set_status':
         return this.setStatus(frame, principal);
       case 'get_all_statuses':
-        return Promise.resolve({
-          frames: [{ type: 'all_statuses', statuses: this.deps.presence.snapshot() }],
-        });
+        await out.send({ type: 'all_statuses', statuses: this.deps.presence.snapshot() });
+        return {};
       case 'resume':
-        return this.resume(frame, principal);
+        return this.resume(frame, principal, out);
       case 'ping':
-        return Promise.resolve({
-          frames: [
-            { type: 'pong', ...(frame.id ? { ref: frame.id } : {}), server_time: new Date().toISOString() },
-          ],
+        await out.send({
+          type: 'pong',
+          ...(frame.id ? { ref: frame.id } : {}),
+          server_time: new Date().toISOString(),
         });
+        return {};
     }
   }
 
   private async send(
     frame: FrameOf<'personal_message' | 'chat_message' | 'channel_message' | 'file_upload'>,
     principal: Principal,
-  ): Promise<FrameResult> {
+  ): Promise<AckFields> {
     const target =
       frame.type === 'personal_message'
         ? { recipient_id: frame.recipient_id }
@@ -102,46 +113,48 @@ export class FrameHandlers {
       reply_to: 'reply_to' in frame ? frame.reply_to : undefined,
       attachments: frame.type === 'file_upload' ? [frame.file_id] : frame.attachments,
     });
-    return { ack: { message, created } };
+    return { message, created };
   }
 
-  private async edit(frame: FrameOf<'edit_message'>, principal: Principal): Promise<FrameResult> {
-    return { ack: { message: await this.deps.messages.edit(principal, frame.message_id, frame.content) } };
+  private async edit(frame: FrameOf<'edit_message'>, principal: Principal): Promise<AckFields> {
+    return { message: await this.deps.messages.edit(principal, frame.message_id, frame.content) };
   }
 
   private async remove(
     frame: FrameOf<'delete_message'>,
     principal: Principal,
     context: RequestContext,
-  ): Promise<FrameResult> {
-    return { ack: { message: await this.deps.messages.remove(principal, frame.message_id, context) } };
+  ): Promise<AckFields> {
+    return { message: await this.deps.messages.remove(principal, frame.message_id, context) };
   }
 
-  private async react(frame: FrameOf<'reaction_update'>, principal: Principal): Promise<FrameResult> {
+  private async react(frame: FrameOf<'reaction_update'>, principal: Principal): Promise<AckFields> {
     const result = await this.deps.messages.react(principal, frame.message_id, {
       action: frame.action,
       reaction: frame.reaction_type,
       old: frame.old_reaction_type,
     });
-    return { ack: result };
+    return result;
   }
 
-  private async markRead(frame: FrameOf<'mark_read'>, principal: Principal): Promise<FrameResult> {
-    return { ack: await this.deps.channels.markRead(principal, frame.channel_id, frame.seq) };
+  private async markRead(frame: FrameOf<'mark_read'>, principal: Principal): Promise<AckFields> {
+    return this.deps.channels.markRead(principal, frame.channel_id, frame.seq);
   }
 
   /** Relayed to the channel's other members, never stored; throttled per user and channel. */
-  private async relayTyping(frame: FrameOf<'typing'>, principal: Principal): Promise<FrameResult> {
+  private async relayTyping(frame: FrameOf<'typing'>, principal: Principal): Promise<AckFields> {
     if ((frame.channel_id === undefined) === (frame.recipient_id === undefined)) {
       throw exactlyOneTarget();
     }
+    // Throttled by the reference as given, before any lookup: a flood of typing frames costs no queries.
+    const reference = frame.channel_id !== undefined ? `c:${frame.channel_id}` : `u:${frame.recipient_id}`;
+    if (!this.typing.allow(`${principal.id}:${reference}`, Date.now())) return { relayed: false };
     const channelId = await this.typingChannel(frame, principal);
-    if (!this.typing.allow(`${principal.id}:${channelId}`, Date.now())) return { ack: { relayed: false } };
     this.deps.hub.publish(
       { type: 'typing', channel_id: channelId, user_id: principal.id },
       { kind: 'channel', channelId, exceptUserId: principal.id },
     );
-    return { ack: { relayed: true } };
+    return { relayed: true };
   }
 
   private async typingChannel(frame: FrameOf<'typing'>, principal: Principal): Promise<string> {
@@ -157,31 +170,37 @@ export class FrameHandlers {
     return channel._id;
   }
 
-  private async setStatus(frame: FrameOf<'set_status'>, principal: Principal): Promise<FrameResult> {
+  private async setStatus(frame: FrameOf<'set_status'>, principal: Principal): Promise<AckFields> {
     await this.deps.presence.choose(principal.id, frame.status);
-    return { ack: { status: frame.status } };
+    return { status: frame.status };
   }
 
   /**
    * One `sync` per channel with what changed since the client's position, bounded by count
-   * (`resume_limit`) and by size (a quarter of the slow-reader bound, so a sync never trips it).
+   * (`resume_limit`) and by size (a quarter of the slow-reader bound, so a sync never trips it). Each is
+   * sent as soon as it is read; live events of that channel wait meanwhile and follow it, so the client
+   * never gets an older copy after a newer one (it may get the same version twice: apply by change_seq).
    */
-  private async resume(frame: FrameOf<'resume'>, principal: Principal): Promise<FrameResult> {
+  private async resume(frame: FrameOf<'resume'>, principal: Principal, out: FrameOutput): Promise<AckFields> {
     const limit = this.deps.config.resume_limit;
     const byteBudget = this.deps.config.max_buffered_bytes / 4;
-    const frames: FrameResult['frames'] = [];
+    let sent = 0;
     for (const [reference, since] of Object.entries(frame.channels)) {
+      // Events carry channel ids: a channel named by name is looked up first, so its hold catches them.
+      const channelId = isId(reference)
+        ? reference
+        : ((await this.deps.channels.find(reference))?._id ?? reference);
+      out.hold(channelId);
       try {
-        const changes = await this.deps.messages.changes(principal, reference, { since_seq: since, limit });
-        let messages = changes.messages;
+        const changes = await this.deps.messages.changes(principal, channelId, { since_seq: since, limit });
         let bytes = 0;
-        const fitting = messages.findIndex(
-          (message) => (bytes += JSON.stringify(message).length) > byteBudget,
+        const fitting = changes.messages.findIndex(
+          (message) => (bytes += Buffer.byteLength(JSON.stringify(message))) > byteBudget,
         );
         // At least one message per page, so a client always moves forward.
-        if (fitting !== -1) messages = messages.slice(0, Math.max(1, fitting));
+        const messages = fitting === -1 ? changes.messages : changes.messages.slice(0, Math.max(1, fitting));
         const cut = messages.length < changes.messages.length;
-        frames.push({
+        await out.send({
           type: 'sync',
           channel_id: changes.channel_id,
           messages,
@@ -192,10 +211,13 @@ export class FrameHandlers {
         // One channel the caller cannot read does not spoil the others.
         const code = (error as { code?: string }).code;
         if (code !== 'CHANNEL_NOT_FOUND' && code !== 'NOT_CHANNEL_MEMBER') throw error;
-        frames.push({ type: 'error', code, message: (error as Error).message, channel_id: reference });
+        await out.send({ type: 'error', code, message: (error as Error).message, channel_id: reference });
+      } finally {
+        out.release(channelId);
       }
+      sent += 1;
     }
-    return { frames, ack: { channels: frames.length } };
+    return { channels: sent };
   }
 }
 

@@ -26,7 +26,9 @@ class ConnectedUser {
   readonly channels = new Set<string>();
   /** Removals seen while the channel list was loading (the loaded list may predate them). */
   removedWhileLoading: Set<string> | null = new Set();
-  loading: Promise<void> | undefined;
+  loading: Promise<boolean> | undefined;
+  /** Connections waiting for the channel list before they are registered. */
+  waiting = 0;
 }
 
 export interface HubStats {
@@ -49,7 +51,7 @@ export class Hub {
   private readonly users = new Map<string, ConnectedUser>();
   /** Channel id → the connected users (on this instance) who belong to it. */
   private readonly channelMembers = new Map<string, Set<string>>();
-  private readonly origin = new AsyncLocalStorage<string>();
+  private readonly origin = new AsyncLocalStorage<string | undefined>();
   private socketCount = 0;
   private pollCount = 0;
   private slowConsumerCloses = 0;
@@ -82,39 +84,58 @@ export class Hub {
     return null;
   }
 
-  /** Registers a connection; resolves once its user's channels are known (deliveries can start). */
-  async add(recipient: Recipient): Promise<void> {
-    // Authenticated just before its session was revoked: it must not slip in after the closing.
+  /**
+   * Registers a connection once its user's channel list is loaded (so it misses nothing it should get
+   * and gets nothing before `hello`). Not registered: `revoked` (the session ended a moment ago),
+   * `unavailable` (the list could not be read: closed with 1013, the client retries and resumes) or
+   * `closed` (the connection went away meanwhile).
+   */
+  async add(recipient: Recipient): Promise<'added' | 'revoked' | 'unavailable' | 'closed'> {
     if (this.wasRevoked(recipient.principal.sessionId)) {
       recipient.close(CLOSE.UNAUTHORIZED, 'session ended');
-      return;
+      return 'revoked';
     }
     const userId = recipient.principal.id;
     let user = this.users.get(userId);
-    const first = !user;
     if (!user) {
       user = new ConnectedUser();
       this.users.set(userId, user);
       user.loading = this.loadChannels(userId, user);
+      void this.presence?.connected(userId);
     }
-    user.connections.add(recipient);
-    if (recipient instanceof SocketConnection) this.socketCount += 1;
-    else this.pollCount += 1;
-    if (first) void this.presence?.connected(userId);
-    await user.loading;
+    user.waiting += 1;
+    const loaded = await user.loading;
+    user.waiting -= 1;
+    let outcome: 'added' | 'unavailable' | 'closed' = 'added';
+    if (!loaded) {
+      recipient.close(CLOSE.TRY_AGAIN_LATER, 'channel list not available: reconnect shortly');
+      outcome = 'unavailable';
+    } else if (!recipient.isOpen() || this.users.get(userId) !== user) {
+      outcome = 'closed';
+    } else {
+      user.connections.add(recipient);
+      if (recipient instanceof SocketConnection) this.socketCount += 1;
+      else this.pollCount += 1;
+    }
+    this.forgetIfUnused(userId, user);
+    return outcome;
   }
 
-  private async loadChannels(userId: string, user: ConnectedUser): Promise<void> {
-    // A failed load (database outage) leaves the user with the channels membership events told us; the
-    // client's resume still fills in what it missed.
-    const ids = await this.deps.channelIdsOf(userId).catch((error: unknown) => {
+  /** False when the list could not be read (database away): the user's connections are refused. */
+  private async loadChannels(userId: string, user: ConnectedUser): Promise<boolean> {
+    let ids: string[];
+    try {
+      ids = await this.deps.channelIdsOf(userId);
+    } catch (error) {
       this.deps.log.warn({ err: error, userId }, 'channel list for realtime not loaded');
-      return [] as string[];
-    });
-    if (this.users.get(userId) !== user) return;
+      // The next connection of this user starts afresh.
+      if (this.users.get(userId) === user) this.users.delete(userId);
+      return false;
+    }
     for (const channelId of ids)
       if (!user.removedWhileLoading?.has(channelId)) this.join(userId, user, channelId);
     user.removedWhileLoading = null;
+    return true;
   }
 
   remove(recipient: Recipient): void {
@@ -123,9 +144,15 @@ export class Hub {
     if (!user?.connections.delete(recipient)) return;
     if (recipient instanceof SocketConnection) this.socketCount -= 1;
     else this.pollCount -= 1;
-    if (user.connections.size > 0) return;
-    this.users.delete(userId);
+    this.forgetIfUnused(userId, user);
+  }
+
+  /** A user with no connection left (and none being added) leaves the cache; presence starts its grace. */
+  private forgetIfUnused(userId: string, user: ConnectedUser): void {
+    if (user.connections.size > 0 || user.waiting > 0) return;
+    if (this.users.get(userId) === user) this.users.delete(userId);
     for (const channelId of user.channels) this.leaveIndex(userId, channelId);
+    user.channels.clear();
     this.presence?.disconnected(userId, () => this.users.has(userId));
   }
 
@@ -205,8 +232,11 @@ export class Hub {
 
   // ---- delivery ----
 
-  /** Runs `work` on behalf of a connection: a message it sends is not echoed back to it as an event. */
-  runFor<T>(connectionId: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` on behalf of a connection: a new message it sends (MessagesService publishes it inside
+   * `work`) is not echoed back to it as an event, since its ack carries the message.
+   */
+  runFor<T>(connectionId: string | undefined, work: () => Promise<T>): Promise<T> {
     return this.origin.run(connectionId, work);
   }
 
@@ -250,7 +280,10 @@ export class Hub {
 
   /** Closes every connection of a revoked session (4401); `tellOthers` passes it to other instances. */
   closeSession(sessionId: string, tellOthers = true): void {
-    if (this.revoked.size > 10_000) this.revoked.clear();
+    if (this.revoked.size > 10_000) {
+      const now = Date.now();
+      for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
+    }
     this.revoked.set(sessionId, Date.now() + REVOKED_MEMORY_MS);
     for (const user of [...this.users.values()]) {
       for (const recipient of [...user.connections]) {
@@ -286,12 +319,16 @@ export class Hub {
     }
   }
 
+  /** Closes every connection with `code` (they reconnect and resume). */
+  closeAll(code: number, reason: string): void {
+    for (const user of [...this.users.values()])
+      for (const recipient of [...user.connections]) recipient.close(code, reason);
+  }
+
   /** Tells every client to reconnect elsewhere (1001) and stops the timers. */
   close(): void {
     clearInterval(this.heartbeat);
     this.presence?.close();
-    for (const user of [...this.users.values()])
-      for (const recipient of [...user.connections])
-        recipient.close(CLOSE.GOING_AWAY, 'server shutting down');
+    this.closeAll(CLOSE.GOING_AWAY, 'server shutting down');
   }
 }

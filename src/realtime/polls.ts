@@ -17,11 +17,14 @@ export interface PollAnswer {
 
 export class Polls {
   private readonly subscriptions = new Map<string, PollConnection>();
+  /** Each user's subscriptions, oldest first: beyond `perUser` the oldest is dropped. */
+  private readonly byUser = new Map<string, PollConnection[]>();
   private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(
     private readonly hub: Hub,
     private readonly capacity: number,
+    private readonly perUser: number,
   ) {
     this.sweepTimer = setInterval(() => this.sweep(Date.now()), POLL_IDLE_MS / 4);
     this.sweepTimer.unref();
@@ -57,10 +60,26 @@ export class Polls {
   }
 
   private async subscribe(principal: Principal, reset: boolean): Promise<PollAnswer> {
+    // Subscriptions cost memory for every event: one user holds at most `perUser` (their tabs).
+    const mine = this.byUser.get(principal.id) ?? [];
+    for (const oldest of mine.slice(0, Math.max(0, mine.length - this.perUser + 1))) this.drop(oldest);
     const subscription = new PollConnection(principal, this.capacity);
+    const outcome = await this.hub.add(subscription);
+    if (outcome === 'revoked') throw new Errors.INVALID_TOKEN();
+    if (outcome !== 'added') throw new Errors.DATABASE_UNAVAILABLE();
     this.subscriptions.set(subscription.id, subscription);
-    await this.hub.add(subscription);
+    this.byUser.set(principal.id, [...(this.byUser.get(principal.id) ?? []), subscription]);
     return this.answer(subscription, [], reset);
+  }
+
+  private drop(subscription: PollConnection): void {
+    this.subscriptions.delete(subscription.id);
+    const userId = subscription.principal.id;
+    const rest = (this.byUser.get(userId) ?? []).filter((other) => other !== subscription);
+    if (rest.length) this.byUser.set(userId, rest);
+    else this.byUser.delete(userId);
+    subscription.close();
+    this.hub.remove(subscription);
   }
 
   private answer(subscription: PollConnection, events: RealtimeEvent[], reset: boolean): PollAnswer {
@@ -69,12 +88,15 @@ export class Polls {
   }
 
   private sweep(now: number): void {
-    for (const [id, subscription] of this.subscriptions) {
+    for (const subscription of [...this.subscriptions.values()]) {
       if (!subscription.closed && now - subscription.lastPollAt < POLL_IDLE_MS) continue;
-      this.subscriptions.delete(id);
-      subscription.close();
-      this.hub.remove(subscription);
+      this.drop(subscription);
     }
+  }
+
+  /** Ends every subscription (a Redis outage: they resubscribe and catch up). */
+  resetAll(): void {
+    for (const subscription of [...this.subscriptions.values()]) this.drop(subscription);
   }
 
   close(): void {

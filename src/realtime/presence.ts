@@ -8,6 +8,8 @@ import type { PresenceStatus } from '../services/users.js';
 
 /** After a Redis outage, how long the other instances get to say where their users stand. */
 const RESYNC_SETTLE_MS = 1000;
+/** How often the shared record is checked for users of instances that are gone. */
+const SHARED_SWEEP_MS = 30_000;
 
 export interface PresenceDeps {
   cluster: Cluster;
@@ -33,15 +35,57 @@ export class Presence {
   /** Changes made here while the other instances could not hear them. */
   private readonly unsent = new Map<string, StatusChange>();
   private readonly flushTimer: NodeJS.Timeout;
+  private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(private readonly deps: PresenceDeps) {
     this.flushTimer = setInterval(() => this.flush(), deps.flushMs);
     this.flushTimer.unref();
     deps.cluster.onMessage((message) => {
-      if (message.kind === 'status') this.apply(message.change);
+      if (message.kind === 'status') this.heard(message.change);
     });
     void this.loadShared();
     deps.cluster.onReconnect(() => this.resync());
+    // Instances that died without saying goodbye leave their users in the shared record: swept here.
+    this.sweepTimer = setInterval(() => void this.sweepShared(), SHARED_SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** A change another instance announced. */
+  private heard(change: StatusChange): void {
+    // Another instance saw its last tab of this user close; the user is still connected here.
+    if (change.status === 'offline' && this.deps.isLocal(change.user_id)) {
+      const mine = this.known.get(change.user_id);
+      if (mine) this.share(mine);
+      return;
+    }
+    this.apply(change);
+  }
+
+  /** Users listed as online whom no live instance holds any more go offline. */
+  private async sweepShared(): Promise<void> {
+    const shared = await this.deps.cluster.statuses();
+    const remote = (shared ?? []).map((change) => change.user_id).filter((id) => !this.deps.isLocal(id));
+    if (!remote.length) return;
+    const held = await this.deps.cluster.heldAnywhere(remote);
+    if (!held) return;
+    const now = new Date().toISOString();
+    for (const userId of remote)
+      if (!held.has(userId)) this.announce({ user_id: userId, status: 'offline', last_seen_at: now });
+  }
+
+  /**
+   * Shutting down with other instances around: this instance's users go offline for them now, unless
+   * another instance holds them too (they reconnect elsewhere and come back online there).
+   */
+  async leaving(): Promise<void> {
+    if (this.deps.cluster.state() !== 'up') return;
+    const now = new Date().toISOString();
+    await Promise.all(
+      [...this.deps.localUsers()].map(async (userId) => {
+        if (await this.deps.cluster.markOffline(userId))
+          this.share({ user_id: userId, status: 'offline', last_seen_at: now });
+      }),
+    );
   }
 
   private async loadShared(): Promise<void> {
@@ -166,6 +210,7 @@ export class Presence {
 
   close(): void {
     clearInterval(this.flushTimer);
+    clearInterval(this.sweepTimer);
     for (const timer of this.graceTimers.values()) clearTimeout(timer);
     this.graceTimers.clear();
   }

@@ -170,6 +170,7 @@ interface Message {
   sender_id: string;
   recipient_id: string | null;
   content: string;
+  change_seq: number;
 }
 
 function sendRest(server: ServerProcess, sender: Person, body: Record<string, unknown>): Promise<Message> {
@@ -448,14 +449,26 @@ describe('two instances sharing a database and a Redis', () => {
     await redis.start();
     for (const server of [a, b]) await waitForHealth(server, healthy, 30_000);
 
-    // Across instances again, both ways, on the sockets that stayed open through the outage.
+    // Events the other instance published meanwhile never reached these sockets: every one is told to
+    // reconnect and resume (1012), and the resume brings what was missed.
+    for (const socket of [xs, zs, ys, ws, local]) expect(await socket.closed).toBe(1012);
+    const xs2 = await connectTo(a, x);
+    const ys2 = await connectTo(b, y);
+    await request(xs2, { type: 'resume', channels: { [channelId]: before.change_seq } });
+    const sync = xs2.ofType('sync').find((frame) => frame.channel_id === channelId)!;
+    expect((sync.messages as Message[]).map((message) => message.id)).toEqual([
+      localA.id,
+      restA.id,
+      localB.id,
+    ]);
+    expect(sync.complete).toBe(true);
+
+    // Across instances again, both ways.
     const again = await sendRest(a, x, { channel_id: channelId, content: 'Redis is back' });
-    await messageEvent(ys, 'chat_message', again.id);
-    await messageEvent(ws, 'chat_message', again.id);
-    const reply = (await request(ys, { type: 'chat_message', channel_id: channelId, content: 'so I hear' }))
+    await messageEvent(ys2, 'chat_message', again.id);
+    const reply = (await request(ys2, { type: 'chat_message', channel_id: channelId, content: 'so I hear' }))
       .message as Message;
-    await messageEvent(xs, 'chat_message', reply.id);
-    await messageEvent(zs, 'chat_message', reply.id);
+    await messageEvent(xs2, 'chat_message', reply.id);
     // And a ticket from A opens a socket on B again.
     const shared = await ok<{ ticket: string }>(api(a, y, 'POST', '/ws/ticket'));
     const onB = rawSocket(wsUrl(b.port, y.id, `ticket=${encodeURIComponent(shared.ticket)}`));
@@ -489,18 +502,27 @@ describe('presence across a Redis restart', () => {
     const watcherS = await connectTo(b, watcher);
     await statusSeen(xs, leaver.id, 'online');
 
+    let arriverS: TestSocket | undefined;
     await restartRedis(async () => {
       await leaverS.close();
       // B has seen the leaver go (its own users are told at once).
       await statusSeen(watcherS, leaver.id, 'offline');
-      await connectTo(b, arriver);
+      arriverS = await connectTo(b, arriver);
       await statusSeen(watcherS, arriver.id, 'online');
     });
 
-    // A's users learn both changes once the instances hear each other again.
-    await statusSeen(xs, leaver.id, 'offline');
-    await statusSeen(xs, arriver.id, 'online');
-    const atA = (await allStatuses(xs)).map((entry) => entry.user_id);
+    // Everyone reconnects (1012), as clients do, and A's users learn both changes once the instances
+    // hear each other again.
+    expect(await xs.closed).toBe(1012);
+    expect(await arriverS!.closed).toBe(1012);
+    await connectTo(b, arriver);
+    const xs2 = await connectTo(a, x);
+    let atA: string[] = [];
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      atA = (await allStatuses(xs2)).map((entry) => entry.user_id);
+      if (atA.includes(arriver.id) && !atA.includes(leaver.id)) break;
+      await pause(100);
+    }
     expect(atA).toContain(arriver.id);
     expect(atA).not.toContain(leaver.id);
   }, 90_000);
@@ -515,15 +537,20 @@ describe('presence across a Redis restart', () => {
     await statusSeen(xs, y.id, 'online');
 
     await restartRedis();
+    // Every socket reconnects after the outage (1012), within the presence grace: nobody flickers.
+    for (const socket of [xs, yOnA, yOnB]) expect(await socket.closed).toBe(1012);
+    const xs2 = await connectTo(a, x);
+    const yOnA2 = await connectTo(a, y);
+    const yOnB2 = await connectTo(b, y);
 
-    await yOnA.close();
+    await yOnA2.close();
     await pause(QUIET_MS);
-    expect(statusChanges(xs, y.id).map((entry) => entry.status)).toEqual(['online']);
-    expect(await allStatuses(xs)).toContainEqual(
+    expect(statusChanges(xs2, y.id).filter((entry) => entry.status === 'offline')).toEqual([]);
+    expect(await allStatuses(xs2)).toContainEqual(
       expect.objectContaining({ user_id: y.id, status: 'online' }),
     );
     // Closing the last tab, on B, does make Y offline at A.
-    await yOnB.close();
-    await statusSeen(xs, y.id, 'offline');
+    await yOnB2.close();
+    await statusSeen(xs2, y.id, 'offline');
   }, 90_000);
 });

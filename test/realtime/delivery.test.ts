@@ -63,6 +63,18 @@ describe('channel delivery', () => {
     await Promise.all([aliceTab1, aliceTab2, bobSocket, carolSocket].map((s) => s.close()));
   });
 
+  it('sends the message back to the sending tab when its frame had no id (no ack to carry it)', async () => {
+    const { port, app } = listening();
+    const [alice, bob] = [await person(app), await person(app)];
+    const channel = await group(alice, [bob]);
+    const tab = await connect(port, alice);
+    tab.send({ type: 'chat_message', channel_id: channel.id, content: 'fire and forget' });
+    const echoed = await tab.waitForType('chat_message');
+    expect(echoed).toMatchObject({ content: 'fire and forget', sender_id: alice.id, channel_id: channel.id });
+    expect(tab.ofType('ack')).toEqual([]);
+    await tab.close();
+  });
+
   it('delivers direct messages to the two people only', async () => {
     const { port, app } = listening();
     const [alice, bob, carol] = [await person(app), await person(app), await person(app)];

@@ -108,6 +108,22 @@ describe('GET /events', () => {
     expect(unknown).toMatchObject({ events: [], reset: true });
   });
 
+  it('keeps at most as many subscriptions per user as tabs: the oldest makes way', async () => {
+    const { app } = listening();
+    const alice = await person(app);
+    const cursors: string[] = [];
+    for (let i = 0; i < 11; i += 1)
+      cursors.push((await ok<PollBody>(call(app, alice, 'GET', '/events'))).cursor);
+    const oldest = await ok<PollBody>(
+      call(app, alice, 'GET', '/events', undefined, { cursor: cursors[0]!, wait_s: '0' }),
+    );
+    expect(oldest.reset).toBe(true);
+    const newest = await ok<PollBody>(
+      call(app, alice, 'GET', '/events', undefined, { cursor: cursors[10]!, wait_s: '0' }),
+    );
+    expect(newest.reset).toBeUndefined();
+  });
+
   it('refuses a malformed cursor, a bad wait and anonymous callers', async () => {
     const { app } = listening();
     const alice = await person(app);

@@ -2,7 +2,7 @@
 // with an id gets exactly one answer; sends over the socket are the REST sends (idempotent, validated,
 // permission-checked, counted against the same per-user limit).
 import { describe, expect, it } from 'vitest';
-import { call, createChannel, ok, person } from '../conversations/fixtures.js';
+import { call, createChannel, ok, person, send } from '../conversations/fixtures.js';
 import { connect, type TestSocket } from './client.js';
 import { useListeningApp } from './fixtures.js';
 
@@ -211,6 +211,56 @@ describe('answers', () => {
     expect(answer).toMatchObject({ type: 'error', code: 'FILE_NOT_FOUND' });
     const both = await socket.request({ type: 'file_upload', file_id: 'a'.repeat(24) });
     expect(both).toMatchObject({ type: 'error', code: 'VALIDATION_FAILED' });
+    await socket.close();
+  });
+});
+
+describe('the session behind a socket', () => {
+  it('is checked for every frame: roles taken away over REST are gone on the open socket too', async () => {
+    const { port, app } = listening();
+    const moderator = await person(app, { roles: ['moderator'] });
+    const author = await person(app);
+    const admin = await person(app, { roles: ['admin'] });
+    const channel = await createChannel(app, author, {
+      name: `mod-${Date.now()}`,
+      kind: 'group',
+      members: [moderator.id],
+    });
+    const [first, second] = [
+      await send(app, author, { channel_id: channel.id, content: 'one' }),
+      await send(app, author, { channel_id: channel.id, content: 'two' }),
+    ];
+    const socket = await connect(port, moderator);
+    expect(await socket.request({ type: 'delete_message', message_id: first.id })).toMatchObject({
+      type: 'ack',
+    });
+    await ok(call(app, admin, 'PATCH', `/admin/users/${moderator.id}`, { roles: ['member'] }));
+    const refused = await socket.request({ type: 'delete_message', message_id: second.id });
+    expect(refused).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+    const [, kept] = await messagesIn(channel.id, author);
+    expect(kept).toMatchObject({ id: second.id, content: 'two' });
+    await socket.close();
+  });
+});
+
+describe('the detection hook', () => {
+  it('refuses frames it rejects, and a hook that throws costs an error answer, not the process', async () => {
+    const { port, app } = listening();
+    const alice = await person(app);
+    const socket = await connect(port, alice);
+    try {
+      app.realtime.hub.useFrameInspector((frame) => frame.type !== 'typing');
+      const refused = await socket.request({ type: 'typing', channel_id: 'general' });
+      expect(refused).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+      app.realtime.hub.useFrameInspector(() => {
+        throw new Error('detector bug');
+      });
+      const failed = await socket.request({ type: 'ping' });
+      expect(failed).toMatchObject({ type: 'error', code: 'INTERNAL_ERROR' });
+    } finally {
+      app.realtime.hub.useFrameInspector(() => true);
+    }
+    await expectStillOpen(socket);
     await socket.close();
   });
 });

@@ -3,6 +3,7 @@
 // (Redis when REDIS_URL is set). It subscribes to what the services publish and tell.
 import fp from 'fastify-plugin';
 import { RedisCluster, SoloCluster, type Cluster } from '../../realtime/cluster.js';
+import { CLOSE } from '../../realtime/connection.js';
 import { FrameHandlers } from '../../realtime/handlers.js';
 import { Hub } from '../../realtime/hub.js';
 import { Polls } from '../../realtime/polls.js';
@@ -11,6 +12,10 @@ import { Tickets } from '../../realtime/tickets.js';
 
 /** How often the sessions behind open connections are checked again (revoked elsewhere, expired). */
 const SESSION_RECHECK_MS = 30_000;
+/** Longest a shutdown waits to tell other instances that this one's users left. */
+const LEAVING_WAIT_MS = 2000;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export interface Realtime {
   hub: Hub;
@@ -71,7 +76,7 @@ export default fp(
       users: fastify.users,
     });
     const tickets = new Tickets(cluster);
-    const polls = new Polls(hub, config.ws.poll_buffer);
+    const polls = new Polls(hub, config.ws.poll_buffer, config.ws.max_per_user);
 
     // What the services publish and tell reaches the hub.
     const unsubscribe = fastify.events.subscribe((event, audience) => hub.publish(event, audience));
@@ -84,25 +89,43 @@ export default fp(
       if (message.kind === 'session_revoked') fastify.auth.forgetSession(message.sessionId);
     });
 
-    // A session can also end where this instance cannot hear it (expiry, another instance without
-    // Redis): the sessions behind open connections are checked again now and then.
+    // Events other instances published while Redis was away never reached this instance's clients, and
+    // membership changes may be missing from its cache: every client reconnects (1012) and resumes, which
+    // reloads both. Presence grace keeps this from showing as people going offline.
+    cluster.onReconnect(() => {
+      hub.closeAll(CLOSE.SERVICE_RESTART, 'events may have been missed: reconnect and resume');
+      polls.resetAll();
+    });
+
+    // A session can also end where this instance cannot hear it (expiry; another instance or the admin
+    // tool without Redis): the sessions behind open connections are checked again every
+    // SESSION_RECHECK_MS, a slice each second so 10,000 sockets never mean 10,000 checks at once. The
+    // check counts as use of the session: an open socket keeps it from idling out.
+    let due: string[] = [];
+    let perTick = 0;
     const recheck = setInterval(() => {
-      for (const sessionId of hub.sessionIds()) {
+      if (due.length === 0) {
+        due = [...hub.sessionIds()];
+        perTick = Math.ceil(due.length / (SESSION_RECHECK_MS / 1000));
+      }
+      for (const sessionId of due.splice(0, perTick)) {
         fastify.auth.sessionPrincipalFor(sessionId).then(
           (principal) => {
             if (principal === null) hub.closeSession(sessionId, false);
           },
-          () => undefined, // database away: keep the sockets, try again next time
+          () => undefined, // database away: keep the sockets, try again next round
         );
       }
-    }, SESSION_RECHECK_MS);
+    }, 1000);
     recheck.unref();
 
     fastify.decorate('realtime', { hub, presence, handlers, tickets, polls, cluster });
 
-    // Before the HTTP server stops: clients hear 1001 and reconnect elsewhere.
+    // Before the HTTP server stops: other instances hear these users leave (bounded wait), then clients
+    // hear 1001 and reconnect elsewhere.
     fastify.addHook('preClose', async () => {
       clearInterval(recheck);
+      await Promise.race([presence.leaving().catch(() => undefined), delay(LEAVING_WAIT_MS)]);
       polls.close();
       hub.close();
     });

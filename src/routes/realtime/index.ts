@@ -3,19 +3,16 @@
 // credential with a close code the client can act on (4401, 4403), since browsers see no HTTP status.
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
 import type { FastifyRequest } from 'fastify';
-import type { RawData, WebSocket } from 'ws';
+import type { RawData } from 'ws';
 import { z } from 'zod';
 import { Errors } from '../../errors.js';
 import { bearerToken, requestContext } from '../../plugins/app/authenticate.js';
-import { describeError } from '../../plugins/app/errors.js';
 import { CLOSE, SocketConnection } from '../../realtime/connection.js';
-import { encodeFrame, FRAME_TYPES, parseFrame, type ClientFrame } from '../../realtime/protocol.js';
+import { FrameServer, MAX_FRAMES_IN_FLIGHT } from '../../realtime/frame-server.js';
+import { encodeFrame, FRAME_TYPES } from '../../realtime/protocol.js';
 import { errorResponses } from '../../schemas/error.js';
 import { userRef } from '../../schemas/common.js';
-import type { Principal, RequestContext } from '../../services/context.js';
-
-/** Frames a client may have waiting for an answer; more are refused, so one client cannot queue work. */
-const MAX_FRAMES_IN_FLIGHT = 32;
+import type { Principal } from '../../services/context.js';
 
 const SOCKET_DESCRIPTION = [
   'Upgrade to a WebSocket. `:userId` is your id or email. Close codes: 4401 bad, used or ended credential;',
@@ -29,6 +26,11 @@ const SOCKET_DESCRIPTION = [
   "`notification`, `new_announcement`, `ack`, `error`, `pong`. The README's Realtime section shows an",
   'example of every frame.',
 ].join('\n');
+
+/** Enough for every tab reconnecting many times over; far short of a flood. */
+const TICKETS_PER_MINUTE = 60;
+/** A busy long-poller comes back at once after each answer; this allows ten a second. */
+const POLLS_PER_MINUTE = 600;
 
 type SocketAuth = { principal: Principal } | { close: number; reason: string };
 
@@ -53,15 +55,27 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
   const { realtime, config } = fastify;
   const security = [{ bearer: [] }];
   const allowedOrigins = new Set(config.server.cors_origins);
+  // Per user: tickets and new long-poll subscriptions cost memory until they expire.
+  const perUserLimit = (max: number) =>
+    config.rate_limit.enabled
+      ? {
+          preHandler: fastify.rateLimit({
+            max,
+            timeWindow: 60_000,
+            keyGenerator: (request) => `realtime:${request.principal?.id ?? request.ip}`,
+          }),
+        }
+      : {};
 
   fastify.post(
     '/ws/ticket',
     {
+      ...perUserLimit(TICKETS_PER_MINUTE),
       schema: {
         tags: ['realtime'],
         summary: 'A one-use ticket (30 s) to open the WebSocket from a browser: /ws/:userId?ticket=…',
         security,
-        response: { 200: ticketResponse, ...errorResponses(401) },
+        response: { 200: ticketResponse, ...errorResponses(401, 429) },
       },
     },
     async (request) => realtime.tickets.issue(request.principal),
@@ -123,10 +137,13 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     (socket, request) => {
-      // Frames that arrive before the connection is registered wait here (none is lost).
+      // Frames that arrive before the connection is registered wait here (none is lost, within a bound).
       const early: { data: RawData; isBinary: boolean }[] = [];
-      let receive: (data: RawData, isBinary: boolean) => void = (data, isBinary) =>
-        void early.push({ data, isBinary });
+      let receive: (data: RawData, isBinary: boolean) => void = (data, isBinary) => {
+        if (early.length >= MAX_FRAMES_IN_FLIGHT)
+          return socket.close(CLOSE.POLICY, 'too many frames before hello');
+        early.push({ data, isBinary });
+      };
       socket.on('message', (data, isBinary) => receive(data, isBinary));
 
       const auth = request.socketAuth!;
@@ -141,10 +158,19 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       socket.on('pong', () => connection.alive());
       socket.on('error', (error) => log.debug({ err: error }, 'websocket error'));
       socket.on('close', () => realtime.hub.remove(connection));
-      const serve = createFrameServer(connection, socket, requestContext(request), log);
+      const server = new FrameServer({
+        connection,
+        hub: realtime.hub,
+        handlers: realtime.handlers,
+        currentPrincipal: (sessionId) => fastify.auth.sessionPrincipalFor(sessionId),
+        pacingBytes: config.ws.max_buffered_bytes / 2,
+        context: requestContext(request),
+        log,
+      });
 
       realtime.hub.add(connection).then(
-        () => {
+        (outcome) => {
+          if (outcome !== 'added') return;
           connection.send(
             encodeFrame({
               type: 'hello',
@@ -154,81 +180,28 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
               heartbeat_ms: config.ws.heartbeat_ms,
             }),
           );
-          receive = serve;
-          for (const { data, isBinary } of early.splice(0)) serve(data, isBinary);
+          receive = (data, isBinary) => server.receive(data, isBinary);
+          for (const { data, isBinary } of early.splice(0)) server.receive(data, isBinary);
         },
-        (error: unknown) => log.error({ err: error }, 'websocket not registered'),
+        (error: unknown) => {
+          log.error({ err: error }, 'websocket not registered');
+          connection.close(CLOSE.TRY_AGAIN_LATER, 'reconnect shortly');
+        },
       );
     },
   );
 
-  /** Answers a connection's frames one at a time, in order: each frame with an id gets one ack or error. */
-  function createFrameServer(
-    connection: SocketConnection,
-    socket: WebSocket,
-    httpContext: RequestContext,
-    log: FastifyRequest['log'],
-  ) {
-    let inFlight = 0;
-    let queue = Promise.resolve();
-    const reply = (frame: { type: string; [field: string]: unknown }) => connection.send(encodeFrame(frame));
-    const fail = (error: unknown, ref: string | undefined) => {
-      const described = describeError(error as Parameters<typeof describeError>[0]);
-      if (described.statusCode >= 500 && described.code !== 'DATABASE_UNAVAILABLE')
-        log.error({ err: error }, 'websocket frame failed');
-      const retryAfterMs = (error as { retryAfterMs?: number }).retryAfterMs;
-      reply({
-        type: 'error',
-        ...(ref !== undefined ? { ref } : {}),
-        code: described.code,
-        message: described.message,
-        ...(described.details?.length ? { details: described.details } : {}),
-        ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
-      });
-    };
-
-    const run = async (frame: ClientFrame) => {
-      const context = { ...httpContext, requestId: `${httpContext.requestId}:${frame.id ?? frame.type}` };
-      try {
-        const result = await realtime.hub.runFor(connection.id, () =>
-          realtime.handlers.handle(frame, connection.principal, context),
-        );
-        for (const extra of result.frames ?? []) {
-          await connection.drained(config.ws.max_buffered_bytes / 2);
-          reply(extra);
-        }
-        if (frame.id !== undefined) reply({ type: 'ack', ref: frame.id, ...result.ack });
-      } catch (error) {
-        fail(error, frame.id);
-      }
-    };
-
-    return (data: RawData, isBinary: boolean) => {
-      connection.alive();
-      if (socket.readyState !== socket.OPEN) return;
-      if (isBinary) return fail(new Errors.INVALID_FRAME(), undefined);
-      const parsed = parseFrame(data.toString());
-      if (!parsed.ok) return fail(parsed.error, parsed.ref);
-      const { frame } = parsed;
-      if (!realtime.hub.inspect(frame, connection)) return fail(new Errors.FORBIDDEN(), frame.id);
-      if (inFlight >= MAX_FRAMES_IN_FLIGHT) {
-        return fail(Object.assign(new Errors.RATE_LIMITED('a moment'), { retryAfterMs: 1000 }), frame.id);
-      }
-      inFlight += 1;
-      queue = queue.then(() => run(frame)).finally(() => (inFlight -= 1));
-    };
-  }
-
   fastify.get(
     '/events',
     {
+      ...perUserLimit(POLLS_PER_MINUTE),
       schema: {
         tags: ['realtime'],
         summary:
           'Long-poll fallback: the same events as the socket. No cursor subscribes; then pass the cursor back',
         security,
         querystring: eventsQuery,
-        response: { 200: eventsResponse, ...errorResponses(400, 401) },
+        response: { 200: eventsResponse, ...errorResponses(400, 401, 429, 503) },
       },
     },
     async (request, reply) => {
