@@ -273,8 +273,10 @@ export class ChannelsRepository {
   }
 
   async removeMember(channelId: string, userId: string): Promise<boolean> {
-    const result = await this.memberships.deleteOne({ _id: membershipId(channelId, userId) });
+    // The list first: if the second write fails, the user is refused rather than kept (the reconcile
+    // puts a still-existing membership back on the list).
     await this.listChannel(userId, channelId, false);
+    const result = await this.memberships.deleteOne({ _id: membershipId(channelId, userId) });
     return result.deletedCount === 1;
   }
 
