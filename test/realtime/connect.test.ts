@@ -95,6 +95,18 @@ describe('connecting to the hub', () => {
     expect(closedAt - answeredAt).toBeLessThan(1000);
   });
 
+  it('closes every socket of a user an admin disables (4401)', async () => {
+    const { port, app } = listening();
+    const alice = await person(app);
+    const admin = await person(app, { roles: ['admin'] });
+    const [tab1, tab2] = [await connect(port, alice), await connect(port, alice)];
+    const disabled = await call(app, admin, 'PATCH', `/admin/users/${alice.id}`, { disabled: true });
+    expect(disabled.statusCode).toBe(200);
+    expect(await tab1.closed).toBe(4401);
+    expect(await tab2.closed).toBe(4401);
+    expect(await rawSocket(wsUrl(port, alice.id), alice.headers).closed).toBe(4401);
+  });
+
   it('refuses a frame over the size limit with 1009', async () => {
     const { port, app } = listening();
     const alice = await person(app);
