@@ -323,7 +323,22 @@ export class AuthService {
     return check;
   }
 
-  private async loadSessionPrincipal(sessionId: string, startedAt: number): Promise<Principal | null> {
+  /**
+   * For connections that stay open (the realtime hub's periodic check): the session's principal now, or
+   * null. An open socket counts as use of its session, but this writes at most once per half idle
+   * timeout, so thousands of open sockets cost a handful of writes a second (on FerretDB every write
+   * waits its turn behind the others, sends included).
+   */
+  recheckSession(sessionId: string): Promise<Principal | null> {
+    return this.loadSessionPrincipal(sessionId, Date.now(), (this.settings.session_timeout_s * 1000) / 2);
+  }
+
+  private async loadSessionPrincipal(
+    sessionId: string,
+    startedAt: number,
+    // Keep the idle timer moving, but write at most about once a minute per session.
+    touchEveryMs = Math.min(60_000, (this.settings.session_timeout_s * 1000) / 4),
+  ): Promise<Principal | null> {
     const session = await this.deps.sessions.findById(sessionId);
     const now = this.now();
     let principal: Principal | null = null;
@@ -338,8 +353,6 @@ export class AuthService {
           department: user.department,
           roles: user.roles,
         };
-        // Keep the idle timer moving, but write at most about once a minute per session.
-        const touchEveryMs = Math.min(60_000, (this.settings.session_timeout_s * 1000) / 4);
         if (now.getTime() - session.last_used_at.getTime() > touchEveryMs) {
           void this.sessionTurns
             .run(sessionId, () => this.deps.sessions.touch(sessionId, now))

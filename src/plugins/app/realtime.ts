@@ -100,7 +100,7 @@ export default fp(
     // A session can also end where this instance cannot hear it (expiry; another instance or the admin
     // tool without Redis): the sessions behind open connections are checked again every
     // SESSION_RECHECK_MS, a slice each second so 10,000 sockets never mean 10,000 checks at once. The
-    // check counts as use of the session: an open socket keeps it from idling out.
+    // check counts as use of the session (an open socket keeps it from idling out), written rarely.
     let due: string[] = [];
     let perTick = 0;
     const recheck = setInterval(() => {
@@ -109,7 +109,7 @@ export default fp(
         perTick = Math.ceil(due.length / (SESSION_RECHECK_MS / 1000));
       }
       for (const sessionId of due.splice(0, perTick)) {
-        fastify.auth.sessionPrincipalFor(sessionId).then(
+        fastify.auth.recheckSession(sessionId).then(
           (principal) => {
             if (principal === null) hub.closeSession(sessionId, false);
           },
