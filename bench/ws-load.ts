@@ -26,6 +26,8 @@ interface Client {
   onFrame: (client: Client, data: Buffer) => void;
   /** Closed by us: not counted as a server-side close. */
   closing: boolean;
+  /** Frames that were not benchmark messages (presence, unread counts, ...). */
+  other: number;
 }
 
 const MARKER = Buffer.from('wsb:');
@@ -37,7 +39,6 @@ const groups = new Map<string, Client[]>();
 let nextSeq = 1;
 /** Every frame received on any socket (to wait for quiet). */
 let frameCount = 0;
-let otherFrames = 0;
 let closes: Record<string, number> = {};
 let onDelivery: ((seq: number, sentUs: number, client: Client) => void) | undefined;
 let onAck: ((seq: number) => void) | undefined;
@@ -51,7 +52,7 @@ function memberFrame(client: Client, data: Buffer): void {
   frameCount++;
   const at = data.indexOf(MARKER);
   if (at < 0) {
-    otherFrames++;
+    client.other++;
     return;
   }
   let i = at + MARKER.length;
@@ -84,7 +85,7 @@ function open(target: Target, timeoutMs: number): Promise<Client> {
       skipUTF8Validation: true,
       handshakeTimeout: timeoutMs,
     });
-    const client: Client = { ws, label: target.label, onFrame: memberFrame, closing: false };
+    const client: Client = { ws, label: target.label, onFrame: memberFrame, closing: false, other: 0 };
     let settled = false;
     const fail = (reason: string) => {
       if (settled) return;
@@ -123,12 +124,15 @@ async function connect(command: ConnectCommand): Promise<ConnectResult> {
   const started = performance.now();
   const opened: Client[] = [];
   const failures: Record<string, number> = {};
+  const times = createHistogram({ lowest: 1, highest: 600_000_000, figures: 3 });
   let next = 0;
   const worker = async () => {
     while (next < command.targets.length) {
       const target = command.targets[next++]!;
+      const openedAt = nowUs();
       try {
         opened.push(await open(target, command.timeoutMs));
+        times.record(Math.max(1, Math.round(nowUs() - openedAt)));
       } catch (error) {
         bump(failures, (error as Error).message);
       }
@@ -140,6 +144,8 @@ async function connect(command: ConnectCommand): Promise<ConnectResult> {
     opened: opened.length,
     failed: command.targets.length - opened.length,
     seconds: (performance.now() - started) / 1000,
+    p50Ms: times.count ? times.percentile(50) / 1000 : Number.NaN,
+    p99Ms: times.count ? times.percentile(99) / 1000 : Number.NaN,
     failures,
   };
 }
@@ -152,11 +158,13 @@ function members(names: string[]): Client[] {
   });
 }
 
-function theSender(name: string): Client {
-  const [sender] = members([name]);
-  if (!sender || sender.ws.readyState !== WebSocket.OPEN) throw new Error(`sender ${name} is not open`);
-  sender.onFrame = senderFrame;
-  return sender;
+function senders(name: string): Client[] {
+  const group = members([name]);
+  if (group.length === 0 || group.some((client) => client.ws.readyState !== WebSocket.OPEN)) {
+    throw new Error(`senders ${name} are not open`);
+  }
+  for (const client of group) client.onFrame = senderFrame;
+  return group;
 }
 
 function send(sender: Client, channelId: string): number {
@@ -166,9 +174,12 @@ function send(sender: Client, channelId: string): number {
   return seq;
 }
 
-function startPhase() {
-  otherFrames = 0;
+/** Starts counting a phase's closes and other frames; the function returns the members' other frames since. */
+function startPhase(clients: Client[]): () => number {
   closes = {};
+  const count = () => clients.reduce((sum, client) => sum + client.other, 0);
+  const before = count();
+  return () => count() - before;
 }
 
 function endPhase() {
@@ -178,38 +189,47 @@ function endPhase() {
 }
 
 async function throughput(command: ThroughputCommand): Promise<ThroughputResult> {
-  const sender = theSender(command.sender);
-  const count = members(command.members).length;
+  const all = senders(command.sender);
+  const receivers = members(command.members);
+  const count = receivers.length;
   interface Pending {
     remaining: number;
     acked: boolean;
     sentAt: number;
+    sender: Client;
   }
+  /** Each sender keeps its own window full. */
+  const windows = new Map<Client, number>(all.map((sender) => [sender, 0]));
   const inflight = new Map<number, Pending>();
   const errorFrames: Record<string, number> = {};
   let measuring = false;
   let stopping = false;
   let deliveries = 0;
+  let deliveriesTotal = 0;
   let completed = 0;
   let sent = 0;
   let acked = 0;
   let lost = 0;
   const finish = (seq: number) => {
+    const pending = inflight.get(seq)!;
     inflight.delete(seq);
+    windows.set(pending.sender, windows.get(pending.sender)! - 1);
     if (measuring) completed++;
-    pump();
+    pump(pending.sender);
   };
-  const pump = () => {
-    while (!stopping && inflight.size < command.window && sender.ws.readyState === WebSocket.OPEN) {
+  const pump = (sender: Client) => {
+    while (!stopping && windows.get(sender)! < command.window && sender.ws.readyState === WebSocket.OPEN) {
       const seq = send(sender, command.channelId);
-      inflight.set(seq, { remaining: count, acked: false, sentAt: performance.now() });
+      inflight.set(seq, { remaining: count, acked: false, sentAt: performance.now(), sender });
+      windows.set(sender, windows.get(sender)! + 1);
       sent++;
     }
   };
-  startPhase();
+  const otherFrames = startPhase(receivers);
   onDelivery = (seq) => {
     const pending = inflight.get(seq);
     if (!pending) return;
+    deliveriesTotal++;
     if (measuring) deliveries++;
     if (--pending.remaining === 0 && pending.acked) finish(seq);
   };
@@ -236,7 +256,7 @@ async function throughput(command: ThroughputCommand): Promise<ThroughputResult>
     }
   }, 100);
   try {
-    pump();
+    for (const sender of all) pump(sender);
     await sleep(command.warmupS * 1000);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
@@ -252,11 +272,12 @@ async function throughput(command: ThroughputCommand): Promise<ThroughputResult>
       deliveriesPerS: deliveries / measuredS,
       messagesPerS: completed / measuredS,
       deliveries,
+      deliveriesTotal,
       sent,
       acked,
       errorFrames,
       lost,
-      otherFrames,
+      otherFrames: otherFrames(),
       closes,
       loadCores: (cpu.user + cpu.system) / 1e6 / measuredS,
       measuredS,
@@ -268,8 +289,9 @@ async function throughput(command: ThroughputCommand): Promise<ThroughputResult>
 }
 
 async function latency(command: LatencyCommand): Promise<LatencyResult> {
-  const sender = theSender(command.sender);
-  const count = members(command.members).length;
+  const [sender] = senders(command.sender);
+  const receivers = members(command.members);
+  const count = receivers.length;
   const newHistogram = () => createHistogram({ lowest: 1, highest: 600_000_000, figures: 3 });
   const all = newHistogram();
   const byLabel = new Map<string, RecordableHistogram>();
@@ -278,7 +300,7 @@ async function latency(command: LatencyCommand): Promise<LatencyResult> {
   let lastMeasured = 0;
   let received = 0;
   let acked = 0;
-  startPhase();
+  const otherFrames = startPhase(receivers);
   onDelivery = (seq, sentUs, client) => {
     if (seq < firstMeasured || seq > lastMeasured) return;
     const us = Math.max(1, Math.round(nowUs() - sentUs));
@@ -299,7 +321,7 @@ async function latency(command: LatencyCommand): Promise<LatencyResult> {
     let sends = 0;
     const started = performance.now();
     const total = Math.round((command.warmupS + command.durationS) * command.ratePerS);
-    while (sends < total && sender.ws.readyState === WebSocket.OPEN) {
+    while (sends < total && sender!.ws.readyState === WebSocket.OPEN) {
       const due = started + sends * intervalMs;
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
@@ -313,7 +335,7 @@ async function latency(command: LatencyCommand): Promise<LatencyResult> {
         if (firstMeasured === Number.POSITIVE_INFINITY) firstMeasured = nextSeq;
         lastMeasured = nextSeq;
       }
-      send(sender, command.channelId);
+      send(sender!, command.channelId);
       if (measured) measuredSent++;
       sends++;
     }
@@ -336,7 +358,7 @@ async function latency(command: LatencyCommand): Promise<LatencyResult> {
       expected,
       received,
       errorFrames,
-      otherFrames,
+      otherFrames: otherFrames(),
       closes,
       loadCores: (cpu.user + cpu.system) / 1e6 / ((performance.now() - measureStarted) / 1000),
     };

@@ -42,20 +42,8 @@ export async function startAppServer(options: {
   nodeArgs?: string[];
 }): Promise<AppServer> {
   const home = makeTempDir('switchboard-bench-app');
-  const logDir = path.join(home, 'logs');
-  const settings: Record<string, string> = {
-    DEBUG: 'false',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    LOG_CONSOLE: 'off',
-    LOG_DIR: logDir,
-    MONGO_URL: options.database.url,
-    DB_NAME: options.database.name,
-    DATA_DIR: path.join(home, 'data'),
-    UPLOAD_PATH: path.join(home, 'uploads'),
-    ...options.settings,
-  };
+  const settings = productionSettings(home, options.database, options.settings);
+  const logDir = settings.LOG_DIR!;
   const secret = randomBytes(48).toString('base64url');
   const server = await startServerProcess({
     name: options.name ?? 'app',
@@ -71,6 +59,27 @@ export async function startAppServer(options: {
     settings: { ...settings, SECRET_KEY: '[set, 64 chars]' },
     logDir,
     logBytes: () => folderBytes(logDir),
+  };
+}
+
+/** The production settings every benchmark starts the app with, its files under `home`. */
+export function productionSettings(
+  home: string,
+  database: { url: string; name: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    DEBUG: 'false',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    LOG_CONSOLE: 'off',
+    LOG_DIR: path.join(home, 'logs'),
+    MONGO_URL: database.url,
+    DB_NAME: database.name,
+    DATA_DIR: path.join(home, 'data'),
+    UPLOAD_PATH: path.join(home, 'uploads'),
+    ...extra,
   };
 }
 

@@ -31,11 +31,15 @@ export interface ConnectResult {
   opened: number;
   failed: number;
   seconds: number;
+  /** Time from opening a socket to its hello frame. */
+  p50Ms: number;
+  p99Ms: number;
   /** Why sockets failed, with counts ("close 1013", "http 403", "timeout", an error code). */
   failures: Record<string, number>;
 }
 
 interface SendPlan {
+  /** The group of sending sockets (the latency run uses its first). */
   sender: string;
   members: string[];
   channelId: string;
@@ -44,7 +48,10 @@ interface SendPlan {
   durationS: number;
 }
 
-/** Sends as fast as deliveries complete, with at most `window` messages not yet acked and delivered to all. */
+/**
+ * Sends as fast as deliveries complete: each sender keeps at most `window` messages not yet acked and
+ * delivered to every member.
+ */
 export interface ThroughputCommand extends SendPlan {
   cmd: 'throughput';
   window: number;
@@ -58,6 +65,8 @@ export interface ThroughputResult {
   /** Messages whose deliveries all arrived, per second. */
   messagesPerS: number;
   deliveries: number;
+  /** Deliveries over the whole run (warm-up and drain included), for CPU time per delivery. */
+  deliveriesTotal: number;
   sent: number;
   acked: number;
   errorFrames: Record<string, number>;
@@ -125,9 +134,7 @@ interface CommandResults {
   close: { closed: number };
 }
 
-export type LoadReply =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: string };
+export type LoadReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
 export interface LoadProcess {
   pid: number;

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanEnvironment } from './app.js';
+import { cleanEnvironment, productionSettings } from './app.js';
 import { makeTempDir } from './cleanup.js';
 import { startServerProcess, type ServerProcess } from './server.js';
 import type { LoopDelay, MemoryReport } from './ws-probe.js';
@@ -26,6 +26,10 @@ export interface ProbedServer extends ServerProcess {
 export interface WsAppServer extends ProbedServer {
   /** The settings it was started with (the secret masked), for the report. */
   settings: Record<string, string>;
+  /** Lines of its main log (text files in LOG_DIR) that match. */
+  logLines(pattern: RegExp): string[];
+  /** Waits for a line of its main log that matches; undefined after `timeoutMs`. */
+  waitForLog(pattern: RegExp, timeoutMs: number): Promise<string | undefined>;
 }
 
 export async function startRawWsServer(): Promise<ProbedServer> {
@@ -46,19 +50,7 @@ export async function startWsApp(options: {
   name?: string;
 }): Promise<WsAppServer> {
   const home = makeTempDir('switchboard-bench-ws-app');
-  const settings: Record<string, string> = {
-    DEBUG: 'false',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    LOG_CONSOLE: 'off',
-    LOG_DIR: path.join(home, 'logs'),
-    MONGO_URL: options.database.url,
-    DB_NAME: options.database.name,
-    DATA_DIR: path.join(home, 'data'),
-    UPLOAD_PATH: path.join(home, 'uploads'),
-    ...options.settings,
-  };
+  const settings = productionSettings(home, options.database, options.settings);
   const probeFile = path.join(home, 'probe.json');
   const server = await startServerProcess({
     name: options.name ?? 'app',
@@ -74,9 +66,29 @@ export async function startWsApp(options: {
     readyTimeoutMs: 90_000,
     nodeArgs: ['--expose-gc'],
   });
+  const logDir = settings.LOG_DIR!;
+  const logLines = (pattern: RegExp) => {
+    if (!fs.existsSync(logDir)) return [];
+    return fs
+      .readdirSync(logDir)
+      .filter((file) => file.startsWith('main') && file.endsWith('.log'))
+      .sort()
+      .flatMap((file) => fs.readFileSync(path.join(logDir, file), 'utf8').split('\n'))
+      .filter((line) => pattern.test(line));
+  };
   return {
     ...withProbe(server, probeFile),
     settings: { ...settings, SECRET_KEY: `[set, ${options.secret.length} chars]` },
+    logLines,
+    waitForLog: async (pattern, timeoutMs) => {
+      const until = performance.now() + timeoutMs;
+      while (performance.now() < until) {
+        const [line] = logLines(pattern);
+        if (line) return line;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      return undefined;
+    },
   };
 }
 
