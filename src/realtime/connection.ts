@@ -1,6 +1,8 @@
 // The two kinds of connection the hub delivers to: a WebSocket, and a long-poll subscription for clients
 // that cannot hold one. Both take the same serialized event buffer, so fan-out never serializes twice.
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { RealtimeEvent } from '../services/events.js';
 import type { Principal } from '../services/context.js';
@@ -15,6 +17,38 @@ export const CLOSE = {
   FORBIDDEN: 4403,
   SLOW_CONSUMER: 4008,
 } as const;
+
+// ws builds frames with Sender.frame, which @types/ws does not declare.
+const { Sender } = createRequire(import.meta.url)('ws') as {
+  Sender: {
+    frame(
+      data: Buffer,
+      options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean },
+    ): Buffer[];
+  };
+};
+const TEXT_OPCODE = 1;
+
+let lastPayload: Buffer | undefined;
+let lastFrame: Buffer | undefined;
+/**
+ * The whole WebSocket text frame (header and payload in one buffer) for a payload. A broadcast hands the
+ * same payload to every socket in a row, so it is framed once and each socket gets one write of it.
+ */
+function wireFrame(payload: Buffer): Buffer {
+  if (payload !== lastPayload) {
+    const parts = Sender.frame(payload, {
+      fin: true,
+      rsv1: false,
+      opcode: TEXT_OPCODE,
+      mask: false,
+      readOnly: true,
+    });
+    lastFrame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    lastPayload = payload;
+  }
+  return lastFrame!;
+}
 
 /** How long a slow consumer's close may wait behind its backlog before the socket is cut. */
 const SLOW_CONSUMER_LINGER_MS = 2000;
@@ -83,7 +117,11 @@ export class SocketConnection implements Recipient {
     const socket = this.socket;
     if (socket.readyState !== socket.OPEN) return;
     if (socket.bufferedAmount > this.maxBufferedBytes) return this.cutOff();
-    socket.send(payload, { binary: false });
+    // ws has no public way to send a frame built beforehand, so the frame goes to its TCP socket. This is
+    // safe because compression is off: ws then never holds frames back, so nothing can overtake them.
+    const tcp = (socket as unknown as { _socket?: Socket })._socket;
+    if (!tcp) return socket.send(payload, { binary: false });
+    tcp.write(wireFrame(payload));
   }
 
   private cutOff(): void {

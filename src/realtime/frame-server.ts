@@ -23,26 +23,30 @@ export interface FrameServerDeps {
   /** Output a multi-frame answer may leave unread before it waits for the reader. */
   pacingBytes: number;
   context: RequestContext;
-  log: FastifyBaseLogger;
+  /** Made on first use (most sockets never log anything). */
+  log: () => FastifyBaseLogger;
 }
 
 type Frame = { type: string; [field: string]: unknown };
 
-export class FrameServer {
+/** Also the output of its handlers (pong, sync…): methods, not closures, since there is one per socket. */
+export class FrameServer implements FrameOutput {
   private inFlight = 0;
   private queue: Promise<void> = Promise.resolve();
-  private readonly output: FrameOutput;
 
-  constructor(private readonly deps: FrameServerDeps) {
-    const { connection } = deps;
-    this.output = {
-      send: async (frame) => {
-        await connection.drained(deps.pacingBytes);
-        this.reply(frame);
-      },
-      hold: (channelId) => connection.hold(channelId),
-      release: (channelId) => connection.release(channelId),
-    };
+  constructor(private readonly deps: FrameServerDeps) {}
+
+  async send(frame: Frame): Promise<void> {
+    await this.deps.connection.drained(this.deps.pacingBytes);
+    this.reply(frame);
+  }
+
+  hold(channelId: string): void {
+    this.deps.connection.hold(channelId);
+  }
+
+  release(channelId: string): void {
+    this.deps.connection.release(channelId);
   }
 
   receive(data: RawData, isBinary: boolean): void {
@@ -84,7 +88,7 @@ export class FrameServer {
       };
       // A send with an id is answered by its ack; without one, the sending tab gets the event like others.
       const origin = frame.id !== undefined ? connection.id : undefined;
-      const ack = await hub.runFor(origin, () => handlers.handle(frame, principal, context, this.output));
+      const ack = await hub.runFor(origin, () => handlers.handle(frame, principal, context, this));
       if (frame.id !== undefined) this.reply({ type: 'ack', ref: frame.id, ...ack });
     } catch (error) {
       this.fail(error, frame.id);
@@ -101,7 +105,7 @@ export class FrameServer {
         (error instanceof Error ? error : new Errors.INTERNAL_ERROR()) as Parameters<typeof describeError>[0],
       );
       if (described.statusCode >= 500 && described.code !== 'DATABASE_UNAVAILABLE')
-        this.deps.log.error({ err: error }, 'websocket frame failed');
+        this.deps.log().error({ err: error }, 'websocket frame failed');
       const retryAfterMs = (error as { retryAfterMs?: number }).retryAfterMs;
       this.reply({
         type: 'error',
@@ -112,7 +116,7 @@ export class FrameServer {
         ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
       });
     } catch (failure) {
-      this.deps.log.error({ err: failure }, 'websocket error answer failed');
+      this.deps.log().error({ err: failure }, 'websocket error answer failed');
     }
   }
 }

@@ -2,7 +2,7 @@
 // GET /events. The socket authenticates itself (ticket or bearer) before the upgrade and answers a bad
 // credential with a close code the client can act on (4401, 4403), since browsers see no HTTP status.
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { RawData } from 'ws';
 import { z } from 'zod';
 import { Errors } from '../../errors.js';
@@ -81,6 +81,13 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
     async (request) => realtime.tickets.issue(request.principal),
   );
 
+  const onSlowConsumer = (connection: SocketConnection) => realtime.hub.slowConsumer(connection);
+  const currentPrincipal = (sessionId: string) => fastify.auth.sessionPrincipalFor(sessionId);
+  const lazyLogger = (bindings: Record<string, string>) => {
+    let child: FastifyBaseLogger | undefined;
+    return () => (child ??= fastify.log.child(bindings));
+  };
+
   /** Same-origin pages and the CORS_ORIGINS list may open sockets; other sites may not (CSWSH). */
   function originAllowed(request: FastifyRequest): boolean {
     const origin = request.headers.origin;
@@ -138,8 +145,9 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
     },
     (socket, request) => {
       // Frames that arrive before the connection is registered wait here (none is lost, within a bound).
-      const early: { data: RawData; isBinary: boolean }[] = [];
+      let early: { data: RawData; isBinary: boolean }[] | undefined;
       let receive: (data: RawData, isBinary: boolean) => void = (data, isBinary) => {
+        early ??= [];
         if (early.length >= MAX_FRAMES_IN_FLIGHT)
           return socket.close(CLOSE.POLICY, 'too many frames before hello');
         early.push({ data, isBinary });
@@ -151,18 +159,27 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       const refusal = realtime.hub.refusal(auth.principal.id);
       if (refusal) return socket.close(CLOSE.TRY_AGAIN_LATER, refusal);
 
-      const connection = new SocketConnection(auth.principal, socket, config.ws.max_buffered_bytes, (c) =>
-        realtime.hub.slowConsumer(c),
+      // Everything kept per socket is kept 10,000 times: shared functions, and a logger made only when
+      // something is logged.
+      const connection = new SocketConnection(
+        auth.principal,
+        socket,
+        config.ws.max_buffered_bytes,
+        onSlowConsumer,
       );
-      const log = request.log.child({ userId: auth.principal.id, connectionId: connection.id });
+      const log = lazyLogger({
+        request_id: request.id,
+        userId: auth.principal.id,
+        connectionId: connection.id,
+      });
       socket.on('pong', () => connection.alive());
-      socket.on('error', (error) => log.debug({ err: error }, 'websocket error'));
+      socket.on('error', (error) => log().debug({ err: error }, 'websocket error'));
       socket.on('close', () => realtime.hub.remove(connection));
       const server = new FrameServer({
         connection,
         hub: realtime.hub,
         handlers: realtime.handlers,
-        currentPrincipal: (sessionId) => fastify.auth.sessionPrincipalFor(sessionId),
+        currentPrincipal,
         pacingBytes: config.ws.max_buffered_bytes / 2,
         context: requestContext(request),
         log,
@@ -181,10 +198,11 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
             }),
           );
           receive = (data, isBinary) => server.receive(data, isBinary);
-          for (const { data, isBinary } of early.splice(0)) server.receive(data, isBinary);
+          for (const { data, isBinary } of early ?? []) server.receive(data, isBinary);
+          early = undefined;
         },
         (error: unknown) => {
-          log.error({ err: error }, 'websocket not registered');
+          log().error({ err: error }, 'websocket not registered');
           connection.close(CLOSE.TRY_AGAIN_LATER, 'reconnect shortly');
         },
       );
