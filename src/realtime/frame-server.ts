@@ -42,6 +42,8 @@ export class FrameServer implements FrameOutput {
   }
 
   hold(channelId: string): void {
+    // Events published before the hold go out first: none of them may follow the sync.
+    this.deps.hub.flush();
     this.deps.connection.hold(channelId);
   }
 

@@ -58,6 +58,8 @@ export class Hub {
   private heartbeatTerminations = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private inspector: FrameInspector = () => true;
+  /** Events waiting for their fan-out, oldest first (see deliverLocal). */
+  private readonly outbox: { event: RealtimeEvent; audience: Audience; exceptConnectionId?: string }[] = [];
   /** Sessions revoked a moment ago, until when: a socket authenticated in that moment is refused. */
   private readonly revoked = new Map<string, number>();
   presence: Presence | undefined;
@@ -247,8 +249,30 @@ export class Hub {
     this.deps.cluster.publish({ kind: 'event', audience, event });
   }
 
-  /** Serializes once and hands the same buffer to every local recipient of the audience. */
+  /**
+   * Queues an event for this instance's recipients. Events go out in the order they came, one per turn
+   * of the event loop: a fan-out to thousands of sockets takes milliseconds, and two in the same turn
+   * would add up to a delay everyone on this instance feels.
+   */
   deliverLocal(event: RealtimeEvent, audience: Audience, exceptConnectionId?: string): void {
+    this.outbox.push({ event, audience, exceptConnectionId });
+    if (this.outbox.length === 1) setImmediate(this.drainOne);
+  }
+
+  private readonly drainOne = (): void => {
+    const next = this.outbox.shift();
+    if (next) this.fanOut(next.event, next.audience, next.exceptConnectionId);
+    if (this.outbox.length > 0) setImmediate(this.drainOne);
+  };
+
+  /** Delivers everything queued now (a resume holds a channel only after older events went out). */
+  flush(): void {
+    for (let next = this.outbox.shift(); next; next = this.outbox.shift())
+      this.fanOut(next.event, next.audience, next.exceptConnectionId);
+  }
+
+  /** Serializes once and hands the same buffer to every local recipient of the audience. */
+  private fanOut(event: RealtimeEvent, audience: Audience, exceptConnectionId?: string): void {
     let payload: Buffer | undefined;
     const send = (user: ConnectedUser | undefined) => {
       if (!user) return;

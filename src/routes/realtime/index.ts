@@ -107,12 +107,12 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       if (typeof ticket === 'string' && ticket.length > 0 && ticket.length <= 128) {
         const holder = await realtime.tickets.redeem(ticket);
         if (!holder) return unauthorized;
-        principal = await fastify.auth.sessionPrincipalFor(holder.sessionId);
+        principal = await fastify.auth.recheckSession(holder.sessionId);
         if (principal?.id !== holder.userId) return unauthorized;
       } else {
         const token = bearerToken(request);
         if (!token) return unauthorized;
-        principal = await fastify.auth.authenticate(token);
+        principal = await fastify.auth.authenticateSocket(token);
       }
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 401) return unauthorized;
