@@ -129,12 +129,11 @@ export class FrameHandlers {
   }
 
   private async react(frame: FrameOf<'reaction_update'>, principal: Principal): Promise<AckFields> {
-    const result = await this.deps.messages.react(principal, frame.message_id, {
+    return this.deps.messages.react(principal, frame.message_id, {
       action: frame.action,
       reaction: frame.reaction_type,
       old: frame.old_reaction_type,
     });
-    return result;
   }
 
   private async markRead(frame: FrameOf<'mark_read'>, principal: Principal): Promise<AckFields> {

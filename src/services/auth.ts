@@ -308,7 +308,7 @@ export class AuthService {
     this.sessionCache.delete(sessionId);
   }
 
-  /** The principal of a live session; null when it is revoked, expired or unknown (realtime tickets). */
+  /** The principal of a live session, from the short cache; null when revoked, expired or unknown. */
   sessionPrincipalFor(sessionId: string): Promise<Principal | null> {
     return this.sessionPrincipal(sessionId);
   }

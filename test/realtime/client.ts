@@ -1,9 +1,20 @@
 // A real `ws` client for the hub tests: records every frame and the close code, and waits for frames by
 // type and content (never by sleeping a fixed time when a frame is expected).
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import type { Person } from '../conversations/fixtures.js';
+import type { PublicMessage } from '../../src/services/message-content.js';
 
 export type Frame = { type: string; [field: string]: unknown };
+
+/** The answer to `resume` for one channel. */
+export interface Sync {
+  type: 'sync';
+  channel_id: string;
+  messages: PublicMessage[];
+  last_seq: number;
+  complete: boolean;
+}
 
 export class TestSocket {
   readonly frames: Frame[] = [];
@@ -119,4 +130,9 @@ export function upgradeRefusal(url: string, headers: Record<string, string> = {}
     socket.on('open', () => reject(new Error('the upgrade was accepted')));
     socket.on('error', () => undefined);
   });
+}
+
+/** The ws client's TCP socket: pausing it stops reading, so the server's output piles up. */
+export function tcpOf(socket: TestSocket): Socket {
+  return (socket.socket as unknown as { _socket: Socket })._socket;
 }

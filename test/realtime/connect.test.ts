@@ -41,6 +41,16 @@ describe('connecting to the hub', () => {
     await first.close();
   });
 
+  it('answers a malformed upgrade with 400 before it uses up the ticket', async () => {
+    const { port, app } = listening();
+    const alice = await person(app);
+    const ticket = await ticketFor(alice);
+    expect(await upgradeRefusal(wsUrl(port, 'x'.repeat(300), `ticket=${ticket}`))).toBe(400);
+    const socket = rawSocket(wsUrl(port, alice.id, `ticket=${ticket}`));
+    await socket.waitForType('hello');
+    await socket.close();
+  });
+
   it('closes 4401 without a credential, with a bad token or an unknown ticket', async () => {
     const { port, app } = listening();
     const alice = await person(app);

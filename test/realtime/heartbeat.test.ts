@@ -1,19 +1,13 @@
 // The heartbeat: the server pings every ws.heartbeat_ms; a client that answers (the ws library pongs by
 // itself) stays connected, and one that stops answering is cut off after missing two and forgotten by the
 // hub, so a dead peer never holds a place or a presence.
-import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { person } from '../conversations/fixtures.js';
-import { connect, type TestSocket } from './client.js';
+import { connect, tcpOf, type TestSocket } from './client.js';
 import { useListeningApp } from './fixtures.js';
 
 const HEARTBEAT_MS = 1000;
 const listening = useListeningApp({ ws: { heartbeat_ms: HEARTBEAT_MS } });
-
-/** The ws client's TCP socket: pausing it means pings are never read, so never answered. */
-function tcp(socket: TestSocket): Socket {
-  return (socket.socket as unknown as { _socket: Socket })._socket;
-}
 
 /** Counts the protocol pings a client receives from the server. */
 function countPings(socket: TestSocket): () => number {
@@ -67,7 +61,7 @@ describe('heartbeat', () => {
     const before = hub.stats();
     expect(hub.isConnected(alice.id)).toBe(true);
 
-    tcp(silent).pause();
+    tcpOf(silent).pause();
     await waitUntil(
       () => hub.stats().heartbeat_terminations > before.heartbeat_terminations,
       'the server terminated the silent client',
@@ -81,7 +75,7 @@ describe('heartbeat', () => {
     expect(hub.isConnected(alice.id)).toBe(false);
 
     // Cut off without a closing handshake: the client sees an abnormal close once it reads again.
-    tcp(silent).resume();
+    tcpOf(silent).resume();
     expect(await silent.closed).toBe(1006);
 
     // The client that answers is still there, and a new socket for alice works.

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PublicMessage } from '../../src/services/message-content.js';
 import { call, createChannel, ok, person, send, unique, type Person } from '../conversations/fixtures.js';
-import { connect, type Frame, type TestSocket } from './client.js';
+import { connect, type Frame, type Sync, type TestSocket } from './client.js';
 import { useListeningApp } from './fixtures.js';
 
 const RESUME_LIMIT = 50;
@@ -17,14 +17,6 @@ interface Changes {
   messages: PublicMessage[];
   last_seq: number;
   has_more: boolean;
-}
-
-interface Sync {
-  type: 'sync';
-  channel_id: string;
-  messages: PublicMessage[];
-  last_seq: number;
-  complete: boolean;
 }
 
 /** What a client knows: each channel's messages by id, and the last change position seen there. */

@@ -1,11 +1,10 @@
 // A client that stops reading: once the server's unsent output for it passes ws.max_buffered_bytes it is
 // closed with 4008 (it hears the code when it reads again), everyone else keeps getting every message
 // meanwhile, and it reconnects and resumes to exactly what it missed.
-import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { PublicMessage } from '../../src/services/message-content.js';
 import { call, createChannel, ok, person, send, unique, type Person } from '../conversations/fixtures.js';
-import { connect, type Frame, type TestSocket } from './client.js';
+import { connect, tcpOf, type Frame, type Sync, type TestSocket } from './client.js';
 import { useListeningApp, type ListeningApp } from './fixtures.js';
 
 /** Long messages fill buffers fast: 9,000 characters, under the default messages.max_length. */
@@ -13,19 +12,6 @@ const LONG = 9_000;
 const BATCH = 10;
 /** Enough to fill the kernel's socket buffers on both ends many times over, never reached in practice. */
 const MAX_MESSAGES = 4_000;
-
-interface Sync {
-  type: 'sync';
-  channel_id: string;
-  messages: PublicMessage[];
-  last_seq: number;
-  complete: boolean;
-}
-
-/** The ws client's TCP socket: pausing it stops reading, so the server's output piles up. */
-function tcp(socket: TestSocket): Socket {
-  return (socket.socket as unknown as { _socket: Socket })._socket;
-}
 
 function longContent(label: string): string {
   return `${label} `.padEnd(LONG, 'x');
@@ -91,7 +77,7 @@ describe('a slow consumer', () => {
       const other = await connect(port, carol);
       const before = hub.stats();
 
-      tcp(slow).pause();
+      tcpOf(slow).pause();
       const sent: PublicMessage[] = [];
       // Bob writes long messages until the server gives up on alice; carol reads every one of them
       // before the next batch goes out.
@@ -121,7 +107,7 @@ describe('a slow consumer', () => {
 
       // Alice reads again: what was already on its way, then the close code.
       expect(slow.closeCode).toBeUndefined();
-      tcp(slow).resume();
+      tcpOf(slow).resume();
       expect(await slow.closed).toBe(4008);
       expect(slow.closeReason).toMatch(/resume/);
       await waitUntil(() => hub.stats().sockets === before.sockets - 1, 'the hub forgot the closed socket');

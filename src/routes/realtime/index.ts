@@ -101,10 +101,10 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
 
   async function authenticateSocket(request: FastifyRequest, userId: string): Promise<SocketAuth> {
     const unauthorized = { close: CLOSE.UNAUTHORIZED, reason: 'authentication required' };
-    const ticket = (request.query as { ticket?: unknown }).ticket;
+    const { ticket } = request.query as { ticket?: string };
     let principal: Principal | null = null;
     try {
-      if (typeof ticket === 'string' && ticket.length > 0 && ticket.length <= 128) {
+      if (ticket) {
         const holder = await realtime.tickets.redeem(ticket);
         if (!holder) return unauthorized;
         principal = await fastify.auth.recheckSession(holder.sessionId);
@@ -138,9 +138,10 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
         params: z.strictObject({ userId: userRef }),
         querystring: z.object({ ticket: z.string().max(128).optional() }).loose(),
       },
-      preValidation: async (request) => {
+      // After validation (a malformed request gets its 400 without using up a ticket), before the upgrade.
+      preHandler: async (request) => {
         if (!originAllowed(request)) throw new Errors.ORIGIN_NOT_ALLOWED();
-        request.socketAuth = await authenticateSocket(request, (request.params as { userId: string }).userId);
+        request.socketAuth = await authenticateSocket(request, request.params.userId);
       },
     },
     (socket, request) => {
