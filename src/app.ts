@@ -6,6 +6,7 @@ import type { Config, ConfigSource } from './config/index.js';
 import type { Loggers } from './logging/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
+import filesPlugin from './plugins/app/files.js';
 import realtimePlugin from './plugins/app/realtime.js';
 import servicesPlugin from './plugins/app/services.js';
 import errorsPlugin from './plugins/app/errors.js';
@@ -44,6 +45,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(databasePlugin, { config });
   await fastify.register(jwtPlugin, { config });
   await fastify.register(servicesPlugin);
+  await fastify.register(filesPlugin);
   await fastify.register(realtimePlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });

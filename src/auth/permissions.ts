@@ -14,6 +14,7 @@ export const PERMISSIONS = {
   'channel.manage_any': ['admin'],
   'channel.manage_members_any': ['moderator', 'admin'],
   'message.delete_any': ['moderator', 'admin'],
+  'file.delete_any': ['admin'],
   'announcement.manage': ['admin'],
   'user.read_directory': ['member', 'moderator', 'admin'],
   'user.manage': ['admin'],

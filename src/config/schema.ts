@@ -208,6 +208,14 @@ export const configSchema = z.object({
       'zip',
     ]),
     upload_path: z.string().min(1).default('uploads'),
+    /** Bytes one user may keep stored (their files not deleted). */
+    user_quota: bytes(1).default(1024 ** 3),
+    /** Lifetime of the signed links in file_url (rounded up to the hour so links stay cacheable). */
+    link_ttl_s: int(60, 31_536_000).default(86_400),
+    /** Uploads never attached to a message are removed after this long. */
+    orphan_ttl_s: int(60, 31_536_000).default(86_400),
+    /** HTML, SVG and JavaScript uploads (when their extension is allowed); served only as attachments. */
+    allow_active_content: bool().default(false),
   }),
   logging: z.object({
     level: z
@@ -331,6 +339,10 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   WS_TYPING_THROTTLE_MS: 'ws.typing_throttle_ms',
   WS_RESUME_LIMIT: 'ws.resume_limit',
   WS_POLL_BUFFER: 'ws.poll_buffer',
+  USER_STORAGE_QUOTA: 'files.user_quota',
+  FILE_LINK_TTL: 'files.link_ttl_s',
+  FILE_ORPHAN_TTL: 'files.orphan_ttl_s',
+  ALLOW_ACTIVE_CONTENT: 'files.allow_active_content',
 };
 
 /** Keys whose values never appear in logs, errors or the admin config view. */

@@ -19,6 +19,7 @@ export const COLLECTIONS = {
   messageClientIds: 'message_client_ids',
   notifications: 'notifications',
   announcements: 'announcements',
+  files: 'files',
 } as const;
 
 export interface IndexDeclaration {
@@ -113,6 +114,17 @@ export const INDEXES: readonly IndexDeclaration[] = [
     collection: COLLECTIONS.announcements,
     key: { published_at: 1, due_at: 1 },
     options: { name: 'announcements_due' },
+  },
+  // Files: one user's stored bytes (quota), and uploads never attached (the orphan sweep).
+  {
+    collection: COLLECTIONS.files,
+    key: { uploader_id: 1, deleted_at: 1 },
+    options: { name: 'files_uploader' },
+  },
+  {
+    collection: COLLECTIONS.files,
+    key: { attached: 1, created_at: 1 },
+    options: { name: 'files_unattached' },
   },
   {
     collection: COLLECTIONS.announcements,

@@ -106,8 +106,8 @@ export class FrameHandlers {
           : { channel_id: frame.channel_id };
     const { message, created } = await this.deps.messages.send(principal, {
       ...target,
-      // A file message without words shows the file; the files issue fills in its name.
-      content: frame.type === 'file_upload' ? (frame.content ?? 'file') : frame.content,
+      // A file message without words shows the file's name (the service fills it in).
+      content: frame.type === 'file_upload' ? (frame.content ?? '') : frame.content,
       message_type: frame.type === 'file_upload' ? 'file' : 'text',
       client_id: frame.client_id,
       reply_to: 'reply_to' in frame ? frame.reply_to : undefined,

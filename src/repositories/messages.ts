@@ -22,6 +22,8 @@ export interface AttachmentDoc {
   file_name: string;
   file_type: string;
   file_size: number;
+  /** The file was deleted after it was shared: listed, but no longer downloadable. */
+  deleted?: boolean;
 }
 
 export interface EditDoc {

@@ -10,6 +10,7 @@ import healthRoutes from './health/index.js';
 import usersRoutes from './users/index.js';
 import announcementsRoutes from './announcements/index.js';
 import channelsRoutes from './channels/index.js';
+import filesRoutes from './files/index.js';
 import messagesRoutes from './messages/index.js';
 import notificationsRoutes from './notifications/index.js';
 import realtimeRoutes from './realtime/index.js';
@@ -25,6 +26,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(adminUsersRoutes);
   await fastify.register(channelsRoutes);
   await fastify.register(messagesRoutes);
+  await fastify.register(filesRoutes);
   await fastify.register(notificationsRoutes);
   await fastify.register(announcementsRoutes);
   await fastify.register(realtimeRoutes);

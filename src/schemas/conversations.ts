@@ -162,7 +162,11 @@ export const messageSchema = z
         file_name: z.string(),
         file_type: z.string(),
         file_size: z.number(),
-        file_url: z.string(),
+        file_url: z
+          .string()
+          .nullable()
+          .describe('Signed download link (works without headers until it expires); null once deleted'),
+        deleted: z.boolean().describe('The file was deleted after it was shared'),
       }),
     ),
     reactions: z.array(reactionSchema),
@@ -184,7 +188,17 @@ export const clientId = z
   .max(64, { error: 'must be at most 64 characters' })
   .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' });
 export const fileId = objectId('a file');
-export const attachmentIds = z.array(fileId).max(10);
+/**
+ * Files attached by id. The original clients send whole attachment objects: only their `id` is read;
+ * name, type, size and URL always come from the stored file.
+ */
+export const attachmentIds = z
+  .array(
+    z
+      .union([fileId, z.looseObject({ id: fileId })])
+      .transform((entry) => (typeof entry === 'string' ? entry : entry.id)),
+  )
+  .max(10, { error: 'at most 10 files per message' });
 export const reactionType = z.string().regex(REACTION_PATTERN, {
   error: 'must be 1-64 characters without spaces or control characters',
 });

@@ -103,6 +103,16 @@ export interface PublicReaction {
   count: number;
 }
 
+export interface PublicAttachment {
+  id: string;
+  file_name: string;
+  file_type: string;
+  file_size: number;
+  /** A signed download link; null once the file was deleted. */
+  file_url: string | null;
+  deleted: boolean;
+}
+
 export interface PublicMessage {
   id: string;
   channel_id: string;
@@ -115,7 +125,7 @@ export interface PublicMessage {
   seq: number;
   change_seq: number;
   reply_to: string | null;
-  attachments: { id: string; file_name: string; file_type: string; file_size: number; file_url: string }[];
+  attachments: PublicAttachment[];
   reactions: PublicReaction[];
   edited_at: string | null;
   deleted: boolean;
@@ -131,7 +141,11 @@ export function publicReactions(reactions: readonly ReactionDoc[]): PublicReacti
   }));
 }
 
-export function publicMessage(message: MessageDoc, timezone: string): PublicMessage {
+export function publicMessage(
+  message: MessageDoc,
+  timezone: string,
+  fileUrl: (fileId: string) => string = (fileId) => `/api/v2/files/${fileId}`,
+): PublicMessage {
   return {
     id: message._id,
     channel_id: message.channel_id,
@@ -145,8 +159,12 @@ export function publicMessage(message: MessageDoc, timezone: string): PublicMess
     change_seq: message.change_seq,
     reply_to: message.reply_to,
     attachments: message.attachments.map((attachment) => ({
-      ...attachment,
-      file_url: `/api/v2/files/${attachment.id}`,
+      id: attachment.id,
+      file_name: attachment.file_name,
+      file_type: attachment.file_type,
+      file_size: attachment.file_size,
+      file_url: attachment.deleted ? null : fileUrl(attachment.id),
+      deleted: attachment.deleted === true,
     })),
     reactions: publicReactions(message.reactions),
     edited_at: formatOptionalTimestamp(message.edited_at, timezone),

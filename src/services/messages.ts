@@ -56,16 +56,23 @@ export interface SendInput {
   attachments?: string[];
 }
 
-/** Turns file ids into attachment metadata the caller may share (the files issue provides the real one). */
-export type AttachmentResolver = (
-  actor: Actor,
-  fileIds: string[],
-  channelId: string,
-) => Promise<AttachmentDoc[]>;
+/** What messages need from the files service (services/files.ts); routes never see it. */
+export interface AttachmentSource {
+  /** Checks the files the actor attaches (theirs, not deleted) and shares them in the channel. */
+  resolve(actor: Actor, fileIds: string[], channelId: string): Promise<AttachmentDoc[]>;
+  /** Called once the message is stored, so deleting a file can mark the messages that show it. */
+  attached(messageId: string, fileIds: string[]): Promise<void>;
+  /** The URL a client downloads an attachment from (a signed link, so `<img src>` works). */
+  urlFor(fileId: string): string;
+}
 
-/** Until uploads exist, no file id names a file. */
-export const noFilesYet: AttachmentResolver = async (_actor, fileIds) => {
-  throw new Errors.FILE_NOT_FOUND(fileIds[0]);
+/** Without a files service no file id names a file (services built on their own, e.g. in tools). */
+export const NO_FILES: AttachmentSource = {
+  resolve: async (_actor, fileIds) => {
+    throw new Errors.FILE_NOT_FOUND(fileIds[0]);
+  },
+  attached: async () => undefined,
+  urlFor: (fileId) => `/api/v2/files/${fileId}`,
 };
 
 export type ReactionAction = 'add' | 'remove' | 'replace';
@@ -105,7 +112,7 @@ export class MessagesService {
   private readonly marks = new Map<string, Marks>();
   private readonly sendsInFlight = new Map<string, Promise<{ message: PublicMessage; created: boolean }>>();
   private readonly rateLimiter: SendRateLimiter;
-  private attachments: AttachmentResolver = noFilesYet;
+  private files: AttachmentSource = NO_FILES;
 
   constructor(
     private readonly deps: {
@@ -127,9 +134,9 @@ export class MessagesService {
     );
   }
 
-  /** The files issue plugs in the resolver that checks stored files and who may share them. */
-  useAttachmentResolver(resolver: AttachmentResolver): void {
-    this.attachments = resolver;
+  /** The files service plugs in here (plugins/app/files.ts). */
+  useFiles(files: AttachmentSource): void {
+    this.files = files;
   }
 
   private now(): Date {
@@ -137,7 +144,7 @@ export class MessagesService {
   }
 
   toPublic(message: MessageDoc): PublicMessage {
-    return publicMessage(message, this.deps.config.server.timezone);
+    return publicMessage(message, this.deps.config.server.timezone, this.files.urlFor);
   }
 
   // ---- numbering ----
@@ -223,9 +230,11 @@ export class MessagesService {
     principal: Principal,
     input: SendInput,
   ): Promise<{ message: PublicMessage; created: boolean }> {
-    const content = checkContent(input.content, this.deps.config);
     const messageType = input.message_type ?? 'text';
-    const fileIds = input.attachments ?? [];
+    const fileIds = [...new Set(input.attachments ?? [])];
+    // A file message without words shows the names of its files (filled in once they are known).
+    const namesOnly = messageType === 'file' && input.content.trim() === '';
+    let content = namesOnly ? '' : checkContent(input.content, this.deps.config);
     if (messageType === 'file' && fileIds.length === 0) {
       throw validationError('A file message needs attachments', [
         { path: 'attachments', message: 'must name at least one file for message_type file' },
@@ -235,7 +244,9 @@ export class MessagesService {
 
     if (input.client_id !== undefined) {
       const existing = await this.findByClientId(principal.id, input.client_id);
-      if (existing) return { message: this.replay(existing, channel, content), created: false };
+      if (existing) {
+        return { message: this.replay(existing, channel, namesOnly ? null : content), created: false };
+      }
     }
     if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
 
@@ -245,7 +256,8 @@ export class MessagesService {
       if (!parent || parent.channel_id !== channel._id) throw new Errors.INVALID_REPLY_TO();
       replyTo = parent._id;
     }
-    const attachments = fileIds.length ? await this.attachments(principal, fileIds, channel._id) : [];
+    const attachments = fileIds.length ? await this.files.resolve(principal, fileIds, channel._id) : [];
+    if (namesOnly) content = fileNamesText(attachments, this.deps.config.messages.max_length);
     // Counted once the send is known to be valid: a refused send does not use up the allowance.
     this.takeSendAllowance(principal.id);
 
@@ -288,11 +300,14 @@ export class MessagesService {
       }
       throw new Error(`no free sequence number in channel ${channel._id}`);
     });
-    if (!stored.created) return { message: this.replay(stored.message, channel, content), created: false };
+    if (!stored.created) {
+      return { message: this.replay(stored.message, channel, namesOnly ? null : content), created: false };
+    }
 
     const message = stored.message;
     this.deps.channels.recordSend(channel._id, principal.id, message.seq, message.change_seq);
     try {
+      if (fileIds.length) await this.files.attached(message._id, fileIds);
       // Only a shortcut for retries (without it a retry finds the message through the unique index).
       if (input.client_id !== undefined) {
         await this.deps.messages.rememberClientId(
@@ -309,7 +324,10 @@ export class MessagesService {
       });
     } catch (error) {
       // The message is stored and delivered; a lost mention notification is logged, not fatal.
-      this.deps.log.warn({ err: error, message_id: message._id }, 'client_id record or mentions failed');
+      this.deps.log.warn(
+        { err: error, message_id: message._id },
+        'attachment, client_id record or mentions bookkeeping failed',
+      );
     }
     return { message: this.toPublic(message), created: true };
   }
@@ -320,10 +338,11 @@ export class MessagesService {
   }
 
   /** A retried send: the stored message, unless the client_id now comes with something else. */
-  private replay(existing: MessageDoc, channel: ChannelDoc, content: string): PublicMessage {
+  /** `content` null: the retry let the server write the text (a file message without words). */
+  private replay(existing: MessageDoc, channel: ChannelDoc, content: string | null): PublicMessage {
     // The text as first sent: an edit since then does not make the retry a different message.
     const original = existing.edited_at ? existing.edit_history[0]?.content : existing.content;
-    const differs = !existing.deleted && original !== undefined && original !== content;
+    const differs = content !== null && !existing.deleted && original !== undefined && original !== content;
     if (existing.channel_id !== channel._id || differs) {
       throw new Errors.CLIENT_ID_CONFLICT();
     }
@@ -607,6 +626,22 @@ export class MessagesService {
     return this.toPublic(result.message);
   }
 
+  /** A deleted file stays listed on the messages that shared it, marked deleted (no more link). */
+  async markAttachmentDeleted(messageId: string, fileId: string): Promise<void> {
+    const message = await this.deps.messages.findById(messageId);
+    if (!message) return;
+    const result = await this.mutate(messageId, message.channel_id, (current) =>
+      current.attachments.some((attachment) => attachment.id === fileId && !attachment.deleted)
+        ? {
+            attachments: current.attachments.map((attachment) =>
+              attachment.id === fileId ? { ...attachment, deleted: true } : attachment,
+            ),
+          }
+        : null,
+    );
+    if (result.changed) this.publishUpdate(result.message);
+  }
+
   private async isMember(actor: Actor, channel: ChannelDoc): Promise<boolean> {
     try {
       await this.deps.channels.memberAccess(actor, channel._id);
@@ -742,4 +777,10 @@ function decodeSearchCursor(cursor: string): { createdAt: Date; id: string } {
     // fall through
   }
   throw invalidCursor();
+}
+
+/** The text of a file message sent without words: its files' names, within the length limit. */
+function fileNamesText(attachments: readonly AttachmentDoc[], maxLength: number): string {
+  const text = attachments.map((attachment) => attachment.file_name).join(', ');
+  return [...text].slice(0, maxLength).join('');
 }

@@ -15,6 +15,11 @@ declare module 'fastify' {
     public?: boolean;
     /** false: no access-log line unless the request fails (health probes). */
     accessLog?: boolean;
+    /**
+     * A request without an Authorization header but with `sig` in its query is let through for the route
+     * to verify its signed link (file downloads); with the header it is authenticated as usual.
+     */
+    signedLink?: boolean;
   }
 }
 
@@ -25,6 +30,11 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header); // the scheme is case-insensitive (RFC 7235)
   if (!match) throw new Errors.INVALID_TOKEN();
   return match[1];
+}
+
+function hasSignature(request: FastifyRequest): boolean {
+  const query = request.query as Record<string, unknown> | undefined;
+  return typeof query?.sig === 'string';
 }
 
 export function requestContext(request: FastifyRequest): RequestContext {
@@ -41,7 +51,11 @@ export default fp(
     fastify.decorateRequest('principal', null as unknown as Principal);
     // Callback style: public routes (health probes) return at once, without allocating a promise.
     fastify.addHook('onRequest', (request, _reply, done) => {
-      if (request.routeOptions.config.public || request.is404) return done();
+      const { config } = request.routeOptions;
+      if (config.public || request.is404) return done();
+      if (config.signedLink && request.headers.authorization === undefined && hasSignature(request)) {
+        return done();
+      }
       let token: string | undefined;
       try {
         token = bearerToken(request);

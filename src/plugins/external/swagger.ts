@@ -29,7 +29,12 @@ export default fp(
           securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
         },
       },
-      transform: jsonSchemaTransform,
+      // Routes that parse their own body (multipart uploads) describe it in `config.openapiBody`.
+      transform: (input) => {
+        const transformed = jsonSchemaTransform(input);
+        const body = (input.route.config as { openapiBody?: unknown } | undefined)?.openapiBody;
+        return body ? { ...transformed, schema: { ...transformed.schema, body } } : transformed;
+      },
       transformObject: jsonSchemaTransformObject,
     });
     await fastify.register(swaggerUi, {

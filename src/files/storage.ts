@@ -1,0 +1,143 @@
+// Where file bytes live. Routes and services see only the `FileStorage` interface; `LocalDiskStorage`
+// keeps them under UPLOAD_PATH. An object store (S3, GCS, MinIO) replaces it by implementing the same
+// interface: `begin` buffers an upload in a temporary object (or a multipart upload) and `commit` makes it
+// visible under its key; `open` maps to a ranged GET; `keys` to a listing. Nothing else changes.
+//
+// On disk: `<UPLOAD_PATH>/tmp/<random>.part` while an upload streams in, then renamed (atomic on one file
+// system) to `<UPLOAD_PATH>/<first two characters of the key>/<key>`. Keys are generated ids; nothing the
+// user sent is part of a path.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+
+/** An upload being written: bytes go to `stream`; nothing is visible until `commit`. */
+export interface PendingUpload {
+  stream: Writable;
+  /** Makes the bytes readable under `key`. */
+  commit(key: string): Promise<void>;
+  /** Throws the bytes away (safe to call more than once, and after a failed commit). */
+  abort(): Promise<void>;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+  modifiedAt: Date;
+}
+
+export interface FileStorage {
+  /** For logs and health: which backend this is. */
+  readonly kind: string;
+  begin(): Promise<PendingUpload>;
+  /** The bytes of `key`, or the inclusive byte range `start`..`end`. */
+  open(key: string, range?: { start: number; end: number }): Readable;
+  stat(key: string): Promise<StoredObject | null>;
+  /** Removes the bytes; a key that does not exist is not an error. */
+  remove(key: string): Promise<void>;
+  /** Every stored object (for the consistency check at start-up). */
+  list(): AsyncIterable<StoredObject>;
+  /** Removes temporary uploads not written to since `before` (left by a crash); returns how many. */
+  sweepTemporary(before: Date): Promise<number>;
+}
+
+const TEMP_DIR = 'tmp';
+const KEY_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+
+export class LocalDiskStorage implements FileStorage {
+  readonly kind = 'local-disk';
+  private readonly root: string;
+  private readonly tempDir: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.tempDir = path.join(this.root, TEMP_DIR);
+  }
+
+  async begin(): Promise<PendingUpload> {
+    await fsp.mkdir(this.tempDir, { recursive: true });
+    const tempPath = path.join(this.tempDir, `${randomBytes(12).toString('hex')}.part`);
+    // `flags: 'wx'`: the name is fresh; never write through something that already exists there.
+    const stream = fs.createWriteStream(tempPath, { flags: 'wx', mode: 0o600 });
+    let settled = false;
+    return {
+      stream,
+      commit: async (key) => {
+        const target = this.pathOf(key);
+        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await fsp.rename(tempPath, target);
+        settled = true;
+      },
+      abort: async () => {
+        if (settled) return;
+        settled = true;
+        if (!stream.destroyed) stream.destroy();
+        // The stream may still be opening the file: wait for it to close before removing it.
+        if (!stream.closed) await new Promise<void>((resolve) => stream.once('close', () => resolve()));
+        await fsp.rm(tempPath, { force: true });
+      },
+    };
+  }
+
+  open(key: string, range?: { start: number; end: number }): Readable {
+    return fs.createReadStream(this.pathOf(key), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async stat(key: string): Promise<StoredObject | null> {
+    try {
+      const stats = await fsp.stat(this.pathOf(key));
+      return { key, size: stats.size, modifiedAt: stats.mtime };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    await fsp.rm(this.pathOf(key), { force: true });
+  }
+
+  async *list(): AsyncIterable<StoredObject> {
+    let shards: fs.Dirent[];
+    try {
+      shards = await fsp.readdir(this.root, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const shard of shards) {
+      if (!shard.isDirectory() || shard.name === TEMP_DIR) continue;
+      for (const entry of await fsp.readdir(path.join(this.root, shard.name), { withFileTypes: true })) {
+        if (!entry.isFile() || !KEY_PATTERN.test(entry.name)) continue;
+        const stats = await fsp.stat(path.join(this.root, shard.name, entry.name)).catch(() => null);
+        if (stats) yield { key: entry.name, size: stats.size, modifiedAt: stats.mtime };
+      }
+    }
+  }
+
+  async sweepTemporary(before: Date): Promise<number> {
+    let removed = 0;
+    let entries: string[];
+    try {
+      entries = await fsp.readdir(this.tempDir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw error;
+    }
+    for (const name of entries) {
+      const file = path.join(this.tempDir, name);
+      const stats = await fsp.stat(file).catch(() => null);
+      if (!stats || stats.mtime >= before) continue;
+      await fsp.rm(file, { force: true, recursive: true });
+      removed += 1;
+    }
+    return removed;
+  }
+
+  private pathOf(key: string): string {
+    // Keys are generated by the server, but a path is only ever built from one that looks like a key.
+    if (!KEY_PATTERN.test(key)) throw new Error(`not a storage key: ${JSON.stringify(key)}`);
+    return path.join(this.root, key.slice(0, 2), key);
+  }
+}

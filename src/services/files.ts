@@ -1,0 +1,462 @@
+// Files: verified uploads, who may download, sharing in messages, deletion and the sweeps that keep
+// records and bytes consistent. Bytes go through the FileStorage interface (files/storage.ts); the
+// multipart parsing stays in the route, which hands over the parts as a plain async iterable.
+//
+// An upload streams through one pass that counts (size limit and quota), hashes (SHA-256), keeps the
+// first 64 KiB (for the signature check) and validates UTF-8 for text, into a temporary object. Only a
+// complete, verified upload is committed under a generated key, and its record is written after that.
+import { createHash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { can, type Actor } from '../auth/permissions.js';
+import type { Config } from '../config/index.js';
+import { Errors, validationError, withRetryAfter } from '../errors.js';
+import {
+  checkSignature,
+  declaresActiveContent,
+  ruleFor,
+  Utf8Checker,
+  type FileKind,
+} from '../files/file-types.js';
+import type { FileLinks } from '../files/links.js';
+import { checkFileName } from '../files/names.js';
+import type { FileStorage, PendingUpload } from '../files/storage.js';
+import { isId, newId } from '../lib/ids.js';
+import { SlidingWindowLimiter } from '../lib/sliding-window.js';
+import type { FileDoc, FilesRepository } from '../repositories/files.js';
+import type { AttachmentDoc } from '../repositories/messages.js';
+import type { AuditService } from './audit.js';
+import type { ChannelsService } from './channels.js';
+import type { Principal, RequestContext } from './context.js';
+import type { AttachmentSource, MessagesService } from './messages.js';
+
+/** Enough of the start of a file for file-type to recognise it (OOXML needs its first zip entries). */
+const HEAD_BYTES = 64 * 1024;
+/** A temporary upload or unrecorded bytes older than this belong to no running upload. */
+const IN_FLIGHT_GRACE_MS = 5 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
+const SWEEP_BATCH = 500;
+
+/** One part of a multipart upload, as the route hands it over. */
+export type UploadPart =
+  | { type: 'field'; name: string; value: string; truncated: boolean }
+  | { type: 'file'; name: string; filename: string; declaredType: string; stream: Readable };
+
+export interface PublicFile {
+  id: string;
+  file_name: string;
+  file_type: string;
+  file_size: number;
+  sha256: string;
+  /** Signed link: downloads without an Authorization header until it expires. */
+  file_url: string;
+  created_at: string;
+}
+
+export interface ConsistencyReport {
+  temporary_removed: number;
+  records_without_bytes: string[];
+  bytes_without_records: string[];
+}
+
+/** Counts, hashes and inspects an upload on its way to storage; fails the stream past `limit` bytes. */
+class UploadInspector extends Transform {
+  size = 0;
+  private readonly hash = createHash('sha256');
+  private readonly headChunks: Buffer[] = [];
+  private headLength = 0;
+  readonly utf8: Utf8Checker | null;
+
+  constructor(
+    private readonly limit: number,
+    private readonly tooLarge: () => Error,
+    checkText: boolean,
+  ) {
+    super();
+    this.utf8 = checkText ? new Utf8Checker() : null;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.size > this.limit) return callback(this.tooLarge());
+    this.hash.update(chunk);
+    if (this.headLength < HEAD_BYTES) {
+      const part = chunk.subarray(0, HEAD_BYTES - this.headLength);
+      this.headChunks.push(part);
+      this.headLength += part.length;
+    }
+    this.utf8?.push(chunk);
+    callback(null, chunk);
+  }
+
+  get head(): Buffer {
+    return Buffer.concat(this.headChunks);
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+export class FilesService implements AttachmentSource {
+  private readonly uploadsPerHour: SlidingWindowLimiter;
+  /** Bytes reserved by uploads in progress, per user, so parallel uploads cannot overrun the quota. */
+  private readonly reserved = new Map<string, number>();
+
+  constructor(
+    private readonly deps: {
+      files: FilesRepository;
+      storage: FileStorage;
+      channels: ChannelsService;
+      messages: MessagesService;
+      audit: AuditService;
+      links: FileLinks;
+      config: Config;
+      log: { info(object: object, message: string): void; warn(object: object, message: string): void };
+    },
+  ) {
+    this.uploadsPerHour = new SlidingWindowLimiter(deps.config.rate_limit.file_uploads_per_hour, HOUR_MS);
+    this.urlFor = this.urlFor.bind(this);
+  }
+
+  toPublic(file: FileDoc): PublicFile {
+    return {
+      id: file._id,
+      file_name: file.file_name,
+      file_type: file.file_type,
+      file_size: file.file_size,
+      sha256: file.sha256,
+      file_url: this.urlFor(file._id),
+      created_at: file.created_at.toISOString(),
+    };
+  }
+
+  urlFor(fileId: string): string {
+    return this.deps.links.urlFor(fileId);
+  }
+
+  // ---- uploading ----
+
+  /**
+   * Stores one uploaded file. `openParts(maxBytes)` starts reading the request once the rate and quota
+   * checks passed; `maxBytes` is the most this upload may hold.
+   */
+  async upload(
+    principal: Principal,
+    openParts: (maxBytes: number) => AsyncIterable<UploadPart>,
+  ): Promise<PublicFile> {
+    const { config } = this.deps;
+    const startedAt = Date.now();
+    if (config.rate_limit.enabled) {
+      const wait = this.uploadsPerHour.take(principal.id, startedAt);
+      if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
+    }
+    let limit = 0;
+    let pending: PendingUpload | undefined;
+    let stored = false;
+    try {
+      const used = (await this.deps.files.bytesUsedBy(principal.id)) + (this.reserved.get(principal.id) ?? 0);
+      const quotaLeft = config.files.user_quota - used;
+      if (quotaLeft <= 0) throw new Errors.STORAGE_QUOTA_EXCEEDED(config.files.user_quota);
+      limit = Math.min(config.files.max_file_size, quotaLeft);
+      this.reserved.set(principal.id, (this.reserved.get(principal.id) ?? 0) + limit);
+      const tooLarge = () =>
+        limit < config.files.max_file_size
+          ? new Errors.STORAGE_QUOTA_EXCEEDED(config.files.user_quota)
+          : new Errors.FILE_TOO_LARGE(config.files.max_file_size);
+
+      let received: Awaited<ReturnType<FilesService['receive']>> | undefined;
+      let channelId: string | undefined;
+      for await (const part of openParts(limit)) {
+        if (part.type === 'field') {
+          if (part.name !== 'channel_id') continue; // other form fields carry nothing we use
+          if (channelId !== undefined || part.truncated || !part.value.trim()) {
+            throw validationError('channel_id is invalid', [
+              { path: 'channel_id', message: 'must be given once, as a channel id or name' },
+            ]);
+          }
+          channelId = part.value.trim();
+          continue;
+        }
+        if (part.name !== 'file') {
+          part.stream.resume();
+          throw validationError('Unexpected file field', [
+            { path: part.name, message: 'send the file in the field named "file"' },
+          ]);
+        }
+        if (received) {
+          part.stream.resume();
+          throw new Errors.TOO_MANY_FILES();
+        }
+        pending = await this.deps.storage.begin();
+        received = await this.receive(part, pending, limit, tooLarge);
+      }
+      if (!received || !pending) throw new Errors.FILE_MISSING();
+      if (channelId !== undefined)
+        channelId = (await this.deps.channels.memberAccess(principal, channelId)).channel._id;
+
+      const id = newId();
+      const doc: FileDoc = {
+        _id: id,
+        uploader_id: principal.id,
+        file_name: received.name,
+        file_type: received.mime,
+        kind: received.kind,
+        file_size: received.size,
+        sha256: received.sha256,
+        storage_key: id,
+        created_at: new Date(),
+        uploaded_to: channelId ?? null,
+        attached: false,
+        shared_in: [],
+        message_ids: [],
+        deleted_at: null,
+        deleted_by: null,
+      };
+      await pending.commit(doc.storage_key);
+      try {
+        await this.deps.files.insert(doc);
+      } catch (error) {
+        await this.deps.storage.remove(doc.storage_key).catch(() => undefined);
+        throw error;
+      }
+      stored = true;
+      return this.toPublic(doc);
+    } finally {
+      if (limit) {
+        const left = (this.reserved.get(principal.id) ?? 0) - limit;
+        if (left > 0) this.reserved.set(principal.id, left);
+        else this.reserved.delete(principal.id);
+      }
+      if (!stored) {
+        await pending?.abort().catch(() => undefined);
+        // A refused or failed upload does not use up the hourly allowance.
+        this.uploadsPerHour.refund(principal.id, startedAt);
+      }
+    }
+  }
+
+  /** Checks the name and type, streams the bytes to `pending`, and verifies what arrived. */
+  private async receive(
+    part: Extract<UploadPart, { type: 'file' }>,
+    pending: PendingUpload,
+    limit: number,
+    tooLarge: () => Error,
+  ): Promise<{ name: string; mime: string; kind: FileKind; size: number; sha256: string }> {
+    const { config } = this.deps;
+    const refuse = (reason: string) => {
+      part.stream.resume(); // let the rest of the body go by
+      return new Errors.FILE_TYPE_NOT_ALLOWED(reason);
+    };
+    let checked;
+    try {
+      checked = checkFileName(part.filename);
+    } catch (error) {
+      part.stream.resume();
+      throw error;
+    }
+    const { name, extension } = checked;
+    if (!extension || !config.files.allowed_extensions.includes(extension)) {
+      throw refuse(`Files of type .${extension || '(none)'} are not accepted here`);
+    }
+    const rule = ruleFor(extension);
+    if (rule.kind === 'active' && !config.files.allow_active_content) {
+      throw refuse(`.${extension} files can run code in a browser and are not accepted`);
+    }
+    if (rule.kind !== 'active' && declaresActiveContent(part.declaredType)) {
+      throw refuse(`A .${extension} file sent as ${part.declaredType} is refused`);
+    }
+
+    const inspector = new UploadInspector(limit, tooLarge, rule.kind === 'text' || rule.kind === 'active');
+    try {
+      await pipeline(part.stream, inspector, pending.stream);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode) throw error; // ours: too large, over quota
+      if (typeof (error as { errno?: number }).errno === 'number') throw error; // the disk: a server problem
+      throw new Errors.INVALID_MULTIPART(); // the body broke off or is malformed
+    }
+    if (inspector.size === 0) throw new Errors.FILE_EMPTY();
+    let mime = rule.mime;
+    if (rule.kind === 'binary') {
+      const verdict = await checkSignature(extension, rule, inspector.head);
+      if ('refused' in verdict) throw new Errors.FILE_TYPE_NOT_ALLOWED(verdict.refused);
+      mime = verdict.mime;
+    } else if (inspector.utf8) {
+      inspector.utf8.finish();
+      if (inspector.utf8.problem) throw new Errors.FILE_TYPE_NOT_ALLOWED(inspector.utf8.problem);
+    }
+    return { name, mime, kind: rule.kind, size: inspector.size, sha256: inspector.digest() };
+  }
+
+  // ---- reading ----
+
+  /**
+   * The file if the caller may download it: its uploader, a member of a channel it was shared in, or
+   * (without a principal) the holder of a valid signed link. FILE_NOT_FOUND to everyone else, so file
+   * ids reveal nothing.
+   */
+  async fileForDownload(
+    principal: Principal | null,
+    fileId: string,
+    link: { exp?: string; sig?: string },
+  ): Promise<FileDoc> {
+    if (principal === null) {
+      // The link is judged before the file is looked up: a forged link learns nothing about the id.
+      const verdict = this.deps.links.check(fileId, link.exp, link.sig);
+      if (verdict === 'expired') throw new Errors.FILE_LINK_EXPIRED();
+      if (verdict === 'invalid') throw new Errors.FILE_LINK_INVALID();
+    }
+    const file = isId(fileId) ? await this.deps.files.findById(fileId) : null;
+    if (!file || file.deleted_at) throw new Errors.FILE_NOT_FOUND(fileId);
+    if (principal === null || (await this.mayRead(principal, file))) return file;
+    throw new Errors.FILE_NOT_FOUND(fileId);
+  }
+
+  open(file: FileDoc, range?: { start: number; end: number }): Readable {
+    return this.deps.storage.open(file.storage_key, range);
+  }
+
+  private async mayRead(actor: Actor, file: FileDoc): Promise<boolean> {
+    if (file.uploader_id === actor.id) return true;
+    for (const channelId of file.shared_in) {
+      if (await this.isMember(actor, channelId)) return true;
+    }
+    return false;
+  }
+
+  private async isMember(actor: Actor, channelId: string): Promise<boolean> {
+    try {
+      await this.deps.channels.memberAccess(actor, channelId);
+      return true;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'NOT_CHANNEL_MEMBER' || code === 'CHANNEL_NOT_FOUND') return false;
+      throw error;
+    }
+  }
+
+  // ---- sharing in messages (AttachmentSource) ----
+
+  async resolve(actor: Actor, fileIds: string[], channelId: string): Promise<AttachmentDoc[]> {
+    const attachments: AttachmentDoc[] = [];
+    for (const fileId of fileIds) {
+      const file = await this.deps.files.findById(fileId);
+      if (!file || file.deleted_at) throw new Errors.FILE_NOT_FOUND(fileId);
+      if (file.uploader_id !== actor.id) {
+        throw (await this.mayRead(actor, file))
+          ? new Errors.FILE_NOT_OWNED()
+          : new Errors.FILE_NOT_FOUND(fileId);
+      }
+      attachments.push({
+        id: file._id,
+        file_name: file.file_name,
+        file_type: file.file_type,
+        file_size: file.file_size,
+      });
+    }
+    // Shared before the message is stored: a message never shows a file its readers cannot open.
+    for (const fileId of fileIds) {
+      if (!(await this.deps.files.shareIn(fileId, channelId))) throw new Errors.FILE_NOT_FOUND(fileId);
+    }
+    return attachments;
+  }
+
+  async attached(messageId: string, fileIds: string[]): Promise<void> {
+    await this.deps.files.recordMessage(fileIds, messageId);
+  }
+
+  // ---- deleting ----
+
+  /** The uploader or an administrator deletes a file: record marked, bytes removed, messages updated. */
+  async remove(principal: Principal, fileId: string, context: RequestContext): Promise<void> {
+    const file = isId(fileId) ? await this.deps.files.findById(fileId) : null;
+    if (!file || file.deleted_at) throw new Errors.FILE_NOT_FOUND(fileId);
+    const byUploader = file.uploader_id === principal.id;
+    if (!byUploader && !can(principal, 'file.delete_any')) {
+      throw (await this.mayRead(principal, file))
+        ? new Errors.FORBIDDEN()
+        : new Errors.FILE_NOT_FOUND(fileId);
+    }
+    const deleted = await this.deps.files.markDeleted(file._id, principal.id, new Date());
+    if (!deleted) throw new Errors.FILE_NOT_FOUND(fileId); // deleted meanwhile
+    await this.discard(deleted);
+    this.deps.audit.record(
+      {
+        action: byUploader ? 'file.delete' : 'file.delete_moderated',
+        actor_id: principal.id,
+        target_type: 'file',
+        target_id: file._id,
+        details: {
+          uploader_id: file.uploader_id,
+          file_name: file.file_name,
+          file_size: file.file_size,
+          sha256: file.sha256,
+          shared_in: file.shared_in,
+        },
+      },
+      context,
+    );
+  }
+
+  /** After a record is marked deleted: its bytes go and the messages showing it say so. */
+  private async discard(file: FileDoc): Promise<void> {
+    await this.deps.storage.remove(file.storage_key);
+    for (const messageId of file.message_ids) {
+      await this.deps.messages.markAttachmentDeleted(messageId, file._id).catch((error: unknown) => {
+        this.deps.log.warn(
+          { err: error, file_id: file._id, message_id: messageId },
+          'attachment not marked deleted',
+        );
+      });
+    }
+  }
+
+  // ---- keeping records and bytes consistent ----
+
+  /** Removes uploads never attached to a message within files.orphan_ttl_s; returns how many. */
+  async sweepUnattached(now: Date): Promise<number> {
+    const before = new Date(now.getTime() - this.deps.config.files.orphan_ttl_s * 1000);
+    let removed = 0;
+    for (;;) {
+      const batch = await this.deps.files.findUnattachedBefore(before, SWEEP_BATCH);
+      for (const file of batch) {
+        const deleted = await this.deps.files.markDeleted(file._id, null, now, 'unattached', {
+          onlyUnattached: true,
+        });
+        if (!deleted) continue; // attached meanwhile
+        await this.deps.storage.remove(deleted.storage_key);
+        removed += 1;
+      }
+      if (batch.length < SWEEP_BATCH) return removed;
+    }
+  }
+
+  /**
+   * At start-up: removes temporary uploads a crash left behind, marks records whose bytes are gone as
+   * deleted (their messages show the file as deleted), and removes bytes no live record names.
+   */
+  async checkConsistency(now: Date): Promise<ConsistencyReport> {
+    const settled = new Date(now.getTime() - IN_FLIGHT_GRACE_MS);
+    const report: ConsistencyReport = {
+      temporary_removed: await this.deps.storage.sweepTemporary(settled),
+      records_without_bytes: [],
+      bytes_without_records: [],
+    };
+    const liveKeys = new Set<string>();
+    for await (const record of this.deps.files.liveKeys()) {
+      liveKeys.add(record.storage_key);
+      if (await this.deps.storage.stat(record.storage_key)) continue;
+      const deleted = await this.deps.files.markDeleted(record._id, null, now, 'missing_bytes');
+      if (!deleted) continue;
+      report.records_without_bytes.push(record._id);
+      await this.discard(deleted);
+    }
+    for await (const object of this.deps.storage.list()) {
+      // Bytes committed moments ago may belong to an upload whose record is being written.
+      if (liveKeys.has(object.key) || object.modifiedAt >= settled) continue;
+      await this.deps.storage.remove(object.key);
+      report.bytes_without_records.push(object.key);
+    }
+    return report;
+  }
+}
