@@ -63,29 +63,30 @@ const filesRoutes: FastifyPluginAsyncZod = async (fastify) => {
     },
   );
 
-  fastify.get(
-    '/files/:fileId',
-    {
-      schema: {
-        tags,
-        summary: 'Download a file (also HEAD); byte ranges and ETag',
-        description:
-          'Allowed to the uploader, members of a channel it was shared in, or anyone with the signed link ' +
-          'from `file_url` (no Authorization header needed). Images that browsers can show safely are ' +
-          'served inline; everything else as an attachment under a sandboxing CSP.',
-        security: [{ bearer: [] }, {}],
-        params: fileParams,
-        querystring: downloadQuery,
-        response: {
-          200: z.unknown().describe('The file’s bytes, with its stored type'),
-          206: z.unknown().describe('The requested byte range'),
-          304: z.null().describe('Not modified (If-None-Match)'),
-          ...errorResponses(400, 401, 403, 404, 416),
-        },
+  // HEAD is declared with GET (not derived by Fastify, whose derived HEAD would read the whole file).
+  fastify.route({
+    method: ['GET', 'HEAD'],
+    url: '/files/:fileId',
+    exposeHeadRoute: false,
+    schema: {
+      tags,
+      summary: 'Download a file (also HEAD); byte ranges and ETag',
+      description:
+        'Allowed to the uploader, members of a channel it was shared in, or anyone with the signed link ' +
+        'from `file_url` (no Authorization header needed). Images that browsers can show safely are ' +
+        'served inline; everything else as an attachment under a sandboxing CSP.',
+      security: [{ bearer: [] }, {}],
+      params: fileParams,
+      querystring: downloadQuery,
+      response: {
+        200: z.unknown().describe('The file’s bytes, with its stored type'),
+        206: z.unknown().describe('The requested byte range'),
+        304: z.null().describe('Not modified (If-None-Match)'),
+        ...errorResponses(400, 401, 403, 404, 416),
       },
-      config: { signedLink: true },
     },
-    async (request, reply) => {
+    config: { signedLink: true },
+    handler: async (request, reply) => {
       const file = await fastify.files.fileForDownload(request.principal ?? null, request.params.fileId, {
         exp: request.query.exp,
         sig: request.query.sig,
@@ -115,7 +116,7 @@ const filesRoutes: FastifyPluginAsyncZod = async (fastify) => {
       if (request.method === 'HEAD') return reply.send(null);
       return reply.send(fastify.files.open(file, range));
     },
-  );
+  });
 
   fastify.delete(
     '/files/:fileId',
