@@ -100,7 +100,10 @@ class UploadInspector extends Transform {
 
 export class FilesService implements AttachmentSource {
   private readonly uploadsPerHour: SlidingWindowLimiter;
-  /** Bytes reserved by uploads in progress, per user, so parallel uploads cannot overrun the quota. */
+  /**
+   * Bytes of uploads that passed the quota check and are being recorded, per user, so parallel uploads
+   * cannot overrun the quota together (in this process; across instances it may overshoot by a file).
+   */
   private readonly reserved = new Map<string, number>();
 
   constructor(
@@ -151,20 +154,14 @@ export class FilesService implements AttachmentSource {
       const wait = this.uploadsPerHour.take(principal.id, startedAt);
       if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
     }
-    let limit = 0;
+    // The quota check needs the user's stored bytes: they are read while the body streams in.
+    const storedBytes = this.deps.files.bytesUsedBy(principal.id);
+    storedBytes.catch(() => undefined); // awaited below; a failure before then must not go unhandled
+    const limit = config.files.max_file_size;
     let pending: PendingUpload | undefined;
+    let reservedBytes = 0;
     let stored = false;
     try {
-      const used = (await this.deps.files.bytesUsedBy(principal.id)) + (this.reserved.get(principal.id) ?? 0);
-      const quotaLeft = config.files.user_quota - used;
-      if (quotaLeft <= 0) throw new Errors.STORAGE_QUOTA_EXCEEDED(config.files.user_quota);
-      limit = Math.min(config.files.max_file_size, quotaLeft);
-      this.reserved.set(principal.id, (this.reserved.get(principal.id) ?? 0) + limit);
-      const tooLarge = () =>
-        limit < config.files.max_file_size
-          ? new Errors.STORAGE_QUOTA_EXCEEDED(config.files.user_quota)
-          : new Errors.FILE_TOO_LARGE(config.files.max_file_size);
-
       let received: Awaited<ReturnType<FilesService['receive']>> | undefined;
       let channelId: string | undefined;
       for await (const part of openParts(limit)) {
@@ -189,11 +186,20 @@ export class FilesService implements AttachmentSource {
           throw new Errors.TOO_MANY_FILES();
         }
         pending = await this.deps.storage.begin();
-        received = await this.receive(part, pending, limit, tooLarge);
+        received = await this.receive(part, pending, limit);
       }
       if (!received || !pending) throw new Errors.FILE_MISSING();
-      if (channelId !== undefined)
+
+      // Stored files plus this user's uploads that passed this check and are being recorded.
+      const used = (await storedBytes) + (this.reserved.get(principal.id) ?? 0);
+      if (used + received.size > config.files.user_quota) {
+        throw new Errors.STORAGE_QUOTA_EXCEEDED(config.files.user_quota);
+      }
+      reservedBytes = received.size;
+      this.reserve(principal.id, reservedBytes);
+      if (channelId !== undefined) {
         channelId = (await this.deps.channels.memberAccess(principal, channelId)).channel._id;
+      }
 
       const id = newId();
       const doc: FileDoc = {
@@ -223,11 +229,7 @@ export class FilesService implements AttachmentSource {
       stored = true;
       return this.toPublic(doc);
     } finally {
-      if (limit) {
-        const left = (this.reserved.get(principal.id) ?? 0) - limit;
-        if (left > 0) this.reserved.set(principal.id, left);
-        else this.reserved.delete(principal.id);
-      }
+      if (reservedBytes) this.reserve(principal.id, -reservedBytes);
       if (!stored) {
         await pending?.abort().catch(() => undefined);
         // A refused or failed upload does not use up the hourly allowance.
@@ -236,12 +238,17 @@ export class FilesService implements AttachmentSource {
     }
   }
 
+  private reserve(userId: string, bytes: number): void {
+    const total = (this.reserved.get(userId) ?? 0) + bytes;
+    if (total > 0) this.reserved.set(userId, total);
+    else this.reserved.delete(userId);
+  }
+
   /** Checks the name and type, streams the bytes to `pending`, and verifies what arrived. */
   private async receive(
     part: Extract<UploadPart, { type: 'file' }>,
     pending: PendingUpload,
     limit: number,
-    tooLarge: () => Error,
   ): Promise<{ name: string; mime: string; kind: FileKind; size: number; sha256: string }> {
     const { config } = this.deps;
     const refuse = (reason: string) => {
@@ -267,7 +274,11 @@ export class FilesService implements AttachmentSource {
       throw refuse(`A .${extension} file sent as ${part.declaredType} is refused`);
     }
 
-    const inspector = new UploadInspector(limit, tooLarge, rule.kind === 'text' || rule.kind === 'active');
+    const inspector = new UploadInspector(
+      limit,
+      () => new Errors.FILE_TOO_LARGE(limit),
+      rule.kind === 'text' || rule.kind === 'active',
+    );
     try {
       await pipeline(part.stream, inspector, pending.stream);
     } catch (error) {

@@ -266,3 +266,25 @@ describe('bad uploads get a clear 4xx and leave nothing behind', () => {
     expectError(response, 401, 'UNAUTHORIZED');
   });
 });
+
+describe('the OpenAPI document', () => {
+  it('describes the upload form and the download and delete routes', async () => {
+    const response = await getApp().app.inject({ method: 'GET', url: '/api/v2/openapi.json' });
+    const doc = response.json<{ paths: Record<string, Record<string, Record<string, unknown>>> }>();
+    const post = doc.paths['/api/v2/files']!.post as {
+      requestBody: { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
+      responses: Record<string, unknown>;
+    };
+    expect(Object.keys(post.requestBody.content)).toEqual(['multipart/form-data']);
+    expect(post.requestBody.content['multipart/form-data']!.schema.properties.file).toMatchObject({
+      type: 'string',
+      format: 'binary',
+    });
+    expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(['201', '413', '415', '429']));
+    const item = doc.paths['/api/v2/files/{fileId}']!;
+    expect(Object.keys(item.get!.responses as object)).toEqual(
+      expect.arrayContaining(['200', '206', '304', '416']),
+    );
+    expect(item.delete).toBeDefined();
+  });
+});

@@ -4,6 +4,7 @@
 // no longer exists. Requests carry real ids and minimal valid bodies, so a status reflects authorization,
 // not validation. HEAD routes mirror GET and are left out.
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { NO_REQUEST, SYSTEM_ACTOR, type Principal } from '../../src/services/context.js';
 import { useTestApp } from '../helper.js';
@@ -19,6 +20,7 @@ import {
   unique,
   uniqueEmail,
 } from './fixtures.js';
+import { multipartBody, multipartHeaders } from '../files/fixtures.js';
 
 const ROLES = ['anonymous', 'member', 'moderator', 'admin', 'disabled'] as const;
 type MatrixRole = (typeof ROLES)[number];
@@ -360,6 +362,42 @@ const CONVERSATION_TABLE: Record<string, Entry> = {
   'GET /api/v2/events': { expect: signedIn(200), request: async () => ({ query: { wait_s: '0' } }) },
 };
 Object.assign(TABLE, CONVERSATION_TABLE);
+
+// ---- files: a file of the author's, shared in `general` (every signed-in caller is a member there) ----
+
+async function authorFile(ctx: Context): Promise<string> {
+  const file = await ctx.app.files.upload(ctx.author, async function* () {
+    yield {
+      type: 'file' as const,
+      name: 'file',
+      filename: 'matrix.txt',
+      declaredType: 'text/plain',
+      stream: Readable.from([Buffer.from('matrix')]),
+    };
+  });
+  await ctx.app.messages.send(ctx.author, { channel_id: 'general', content: 'file', attachments: [file.id] });
+  return file.id;
+}
+
+const FILES_TABLE: Record<string, Entry> = {
+  'POST /api/v2/files': {
+    expect: signedIn(201),
+    request: async () => ({
+      headers: multipartHeaders(),
+      payload: multipartBody([{ name: 'file', filename: 'matrix.txt', body: 'matrix' }]),
+    }),
+  },
+  'GET /api/v2/files/:fileId': {
+    expect: signedIn(200),
+    request: async (ctx) => ({ params: { fileId: await authorFile(ctx) } }),
+  },
+  // The uploader or an admin (a member who can read it, moderator included, gets 403).
+  'DELETE /api/v2/files/:fileId': {
+    expect: adminOnly(204),
+    request: async (ctx) => ({ params: { fileId: await authorFile(ctx) } }),
+  },
+};
+Object.assign(TABLE, FILES_TABLE);
 
 /** The code an error status must carry for a role (anonymous: no credential; disabled: a dead token). */
 function expectedCode(status: number, role: MatrixRole): string | undefined {
