@@ -36,6 +36,8 @@ const HEAD_BYTES = 64 * 1024;
 const IN_FLIGHT_GRACE_MS = 5 * 60 * 1000;
 const HOUR_MS = 60 * 60 * 1000;
 const SWEEP_BATCH = 500;
+const USAGE_READ_INTERVAL_MS = 60_000;
+const MAX_USAGE_ENTRIES = 10_000;
 
 /** One part of a multipart upload, as the route hands it over. */
 export type UploadPart =
@@ -105,6 +107,9 @@ export class FilesService implements AttachmentSource {
    * cannot overrun the quota together (in this process; across instances it may overshoot by a file).
    */
   private readonly reserved = new Map<string, number>();
+  private readonly usage = new Map<string, { bytes: number; readAt: number }>();
+  /** Counts uploads and deletes, to tell whether one happened during a usage read. */
+  private usageChanges = 0;
 
   constructor(
     private readonly deps: {
@@ -155,7 +160,7 @@ export class FilesService implements AttachmentSource {
       if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
     }
     // The quota check needs the user's stored bytes: they are read while the body streams in.
-    const storedBytes = this.deps.files.bytesUsedBy(principal.id);
+    const storedBytes = this.storedBytesOf(principal.id);
     storedBytes.catch(() => undefined); // awaited below; a failure before then must not go unhandled
     const limit = config.files.max_file_size;
     let pending: PendingUpload | undefined;
@@ -227,6 +232,7 @@ export class FilesService implements AttachmentSource {
         throw error;
       }
       stored = true;
+      this.usageChanged(principal.id, doc.file_size);
       return this.toPublic(doc);
     } finally {
       if (reservedBytes) this.reserve(principal.id, -reservedBytes);
@@ -236,6 +242,30 @@ export class FilesService implements AttachmentSource {
         this.uploadsPerHour.refund(principal.id, startedAt);
       }
     }
+  }
+
+  /**
+   * A user's stored bytes: read from the database at most once a minute, and kept current in between by
+   * this process's own uploads and deletes (another instance's are seen at the next read). On FerretDB the
+   * read scans every file record, so reading it for every upload would slow every upload.
+   */
+  private async storedBytesOf(userId: string): Promise<number> {
+    const known = this.usage.get(userId);
+    if (known && Date.now() - known.readAt < USAGE_READ_INTERVAL_MS) return known.bytes;
+    const changesBefore = this.usageChanges;
+    const bytes = await this.deps.files.bytesUsedBy(userId);
+    // A change that landed while reading may or may not be in the answer: then it is not remembered.
+    if (this.usageChanges === changesBefore) {
+      if (this.usage.size >= MAX_USAGE_ENTRIES) this.usage.clear();
+      this.usage.set(userId, { bytes, readAt: Date.now() });
+    }
+    return bytes;
+  }
+
+  private usageChanged(userId: string, delta: number): void {
+    this.usageChanges += 1;
+    const known = this.usage.get(userId);
+    if (known) known.bytes += delta;
   }
 
   private reserve(userId: string, bytes: number): void {
@@ -411,6 +441,7 @@ export class FilesService implements AttachmentSource {
 
   /** After a record is marked deleted: its bytes go and the messages showing it say so. */
   private async discard(file: FileDoc): Promise<void> {
+    this.usageChanged(file.uploader_id, -file.file_size);
     await this.deps.storage.remove(file.storage_key);
     for (const messageId of file.message_ids) {
       await this.deps.messages.markAttachmentDeleted(messageId, file._id).catch((error: unknown) => {
@@ -435,7 +466,7 @@ export class FilesService implements AttachmentSource {
           onlyUnattached: true,
         });
         if (!deleted) continue; // attached meanwhile
-        await this.deps.storage.remove(deleted.storage_key);
+        await this.discard(deleted);
         removed += 1;
       }
       if (batch.length < SWEEP_BATCH) return removed;
