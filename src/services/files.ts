@@ -37,6 +37,7 @@ const IN_FLIGHT_GRACE_MS = 5 * 60 * 1000;
 const HOUR_MS = 60 * 60 * 1000;
 const SWEEP_BATCH = 500;
 const USAGE_READ_INTERVAL_MS = 60_000;
+const FILE_SYSTEM_CALLS = new Set(['open', 'write', 'writev', 'close', 'fsync']);
 const MAX_USAGE_ENTRIES = 10_000;
 
 /** One part of a multipart upload, as the route hands it over. */
@@ -146,8 +147,8 @@ export class FilesService implements AttachmentSource {
   // ---- uploading ----
 
   /**
-   * Stores one uploaded file. `openParts(maxBytes)` starts reading the request once the rate and quota
-   * checks passed; `maxBytes` is the most this upload may hold.
+   * Stores one uploaded file. `openParts(maxBytes)` starts reading the request once the hourly allowance
+   * is checked; `maxBytes` is the most one file may hold. The quota is checked when the size is known.
    */
   async upload(
     principal: Principal,
@@ -177,7 +178,8 @@ export class FilesService implements AttachmentSource {
               { path: 'channel_id', message: 'must be given once, as a channel id or name' },
             ]);
           }
-          channelId = part.value.trim();
+          // Checked as soon as it arrives: a refused channel stops the upload before its bytes are read.
+          channelId = (await this.deps.channels.memberAccess(principal, part.value.trim())).channel._id;
           continue;
         }
         if (part.name !== 'file') {
@@ -190,8 +192,9 @@ export class FilesService implements AttachmentSource {
           part.stream.resume();
           throw new Errors.TOO_MANY_FILES();
         }
+        const accepted = this.acceptPart(part);
         pending = await this.deps.storage.begin();
-        received = await this.receive(part, pending, limit);
+        received = await this.receive(part, accepted, pending, limit);
       }
       if (!received || !pending) throw new Errors.FILE_MISSING();
 
@@ -202,9 +205,6 @@ export class FilesService implements AttachmentSource {
       }
       reservedBytes = received.size;
       this.reserve(principal.id, reservedBytes);
-      if (channelId !== undefined) {
-        channelId = (await this.deps.channels.memberAccess(principal, channelId)).channel._id;
-      }
 
       const id = newId();
       const doc: FileDoc = {
@@ -274,36 +274,45 @@ export class FilesService implements AttachmentSource {
     else this.reserved.delete(userId);
   }
 
-  /** Checks the name and type, streams the bytes to `pending`, and verifies what arrived. */
+  /** The name and type rule of a file part, or a refusal before any of its bytes are stored. */
+  private acceptPart(part: Extract<UploadPart, { type: 'file' }>): {
+    name: string;
+    extension: string;
+    rule: ReturnType<typeof ruleFor>;
+  } {
+    const { config } = this.deps;
+    try {
+      const { name, extension } = checkFileName(part.filename);
+      if (!extension || !config.files.allowed_extensions.includes(extension)) {
+        throw new Errors.FILE_TYPE_NOT_ALLOWED(
+          `Files of type .${extension || '(none)'} are not accepted here`,
+        );
+      }
+      const rule = ruleFor(extension);
+      if (rule.kind === 'active' && !config.files.allow_active_content) {
+        throw new Errors.FILE_TYPE_NOT_ALLOWED(
+          `.${extension} files can run code in a browser and are not accepted`,
+        );
+      }
+      if (rule.kind !== 'active' && declaresActiveContent(part.declaredType)) {
+        throw new Errors.FILE_TYPE_NOT_ALLOWED(
+          `A .${extension} file sent as ${part.declaredType} is refused`,
+        );
+      }
+      return { name, extension, rule };
+    } catch (error) {
+      part.stream.resume(); // let the rest of the body go by
+      throw error;
+    }
+  }
+
+  /** Streams the bytes to `pending` through the inspector, and verifies what arrived. */
   private async receive(
     part: Extract<UploadPart, { type: 'file' }>,
+    { name, extension, rule }: ReturnType<FilesService['acceptPart']>,
     pending: PendingUpload,
     limit: number,
   ): Promise<{ name: string; mime: string; kind: FileKind; size: number; sha256: string }> {
-    const { config } = this.deps;
-    const refuse = (reason: string) => {
-      part.stream.resume(); // let the rest of the body go by
-      return new Errors.FILE_TYPE_NOT_ALLOWED(reason);
-    };
-    let checked;
-    try {
-      checked = checkFileName(part.filename);
-    } catch (error) {
-      part.stream.resume();
-      throw error;
-    }
-    const { name, extension } = checked;
-    if (!extension || !config.files.allowed_extensions.includes(extension)) {
-      throw refuse(`Files of type .${extension || '(none)'} are not accepted here`);
-    }
-    const rule = ruleFor(extension);
-    if (rule.kind === 'active' && !config.files.allow_active_content) {
-      throw refuse(`.${extension} files can run code in a browser and are not accepted`);
-    }
-    if (rule.kind !== 'active' && declaresActiveContent(part.declaredType)) {
-      throw refuse(`A .${extension} file sent as ${part.declaredType} is refused`);
-    }
-
     const inspector = new UploadInspector(
       limit,
       () => new Errors.FILE_TOO_LARGE(limit),
@@ -312,9 +321,11 @@ export class FilesService implements AttachmentSource {
     try {
       await pipeline(part.stream, inspector, pending.stream);
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode) throw error; // ours: too large, over quota
-      if (typeof (error as { errno?: number }).errno === 'number') throw error; // the disk: a server problem
-      throw new Errors.INVALID_MULTIPART(); // the body broke off or is malformed
+      if (error instanceof Errors.FILE_TOO_LARGE) throw error;
+      // The file system failing (disk full, permissions) is ours; anything else is the request body
+      // breaking off or being malformed, which is the client's.
+      if (FILE_SYSTEM_CALLS.has((error as { syscall?: string }).syscall ?? '')) throw error;
+      throw new Errors.INVALID_MULTIPART();
     }
     if (inspector.size === 0) throw new Errors.FILE_EMPTY();
     let mime = rule.mime;
@@ -353,8 +364,13 @@ export class FilesService implements AttachmentSource {
     throw new Errors.FILE_NOT_FOUND(fileId);
   }
 
-  open(file: FileDoc, range?: { start: number; end: number }): Readable {
-    return this.deps.storage.open(file.storage_key, range);
+  /** The file's bytes (or a range of them); FILE_NOT_FOUND when the record has lost its bytes. */
+  async open(file: FileDoc, range?: { start: number; end: number }): Promise<Readable> {
+    const body = await this.deps.storage.open(file.storage_key, range);
+    if (body) return body;
+    // Repaired at the next start (checkConsistency); until then the file is simply not there.
+    this.deps.log.warn({ file_id: file._id, storage_key: file.storage_key }, 'file record without bytes');
+    throw new Errors.FILE_NOT_FOUND(file._id);
   }
 
   private async mayRead(actor: Actor, file: FileDoc): Promise<boolean> {

@@ -1,6 +1,7 @@
 // Downloads: who may fetch a file (uploader, members of a channel it was shared in, holders of a signed
 // link), and the HTTP around it: ranges, ETag, HEAD, and headers that keep browsers from running it.
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileLinks } from '../../src/files/links.js';
 import { deriveKey } from '../../src/lib/crypto.js';
@@ -167,6 +168,14 @@ describe('HTTP around the bytes', () => {
       expectError(response, 416, 'RANGE_NOT_SATISFIABLE');
       expect(response.headers['content-range'], range).toBe(`bytes */${text.length}`);
     }
+  });
+
+  it('a record whose bytes are gone: 404 FILE_NOT_FOUND (a clean error, not a broken response)', async () => {
+    const file = await upload(getApp().app, owner, 'vanishing.txt', 'here today');
+    fs.rmSync(path.join(uploadPath, file.id.slice(0, 2), file.id));
+    const response = await get(fileUrl(file), owner);
+    expectError(response, 404, 'FILE_NOT_FOUND');
+    expect(response.headers['content-disposition']).toBeUndefined();
   });
 
   it('an If-Range that no longer matches sends the whole file', async () => {

@@ -93,8 +93,9 @@ const filesRoutes: FastifyPluginAsyncZod = async (fastify) => {
       });
       const etag = `"${file.sha256}"`;
       const notModified = matchesAny(request.headers['if-none-match'], etag);
-      // Checked before any header is set: a refused range answers with the error body alone.
+      // Checked and opened before any header is set: a refusal answers with the error body alone.
       const range = notModified ? undefined : requestedRange(request, reply, file, etag);
+      const body = notModified || request.method === 'HEAD' ? null : await fastify.files.open(file, range);
       reply
         .header('content-type', file.file_type)
         .header('content-disposition', dispositionOf(file))
@@ -113,8 +114,7 @@ const filesRoutes: FastifyPluginAsyncZod = async (fastify) => {
       } else {
         reply.header('content-length', file.file_size);
       }
-      if (request.method === 'HEAD') return reply.send(null);
-      return reply.send(fastify.files.open(file, range));
+      return reply.send(body);
     },
   });
 
