@@ -13,7 +13,7 @@
 //   npm run bench:auth               longer phases
 //   npm run bench:auth -- --quick    under a minute
 import { parseBenchArgs } from './lib/args.js';
-import { startAppServer } from './lib/app.js';
+import { BENCH_ADMIN, startAppServer } from './lib/app.js';
 import { startBenchDatabase } from './lib/database.js';
 import { runLoad, runLoadOn, type LoadResult, type ServerCpu } from './lib/load.js';
 import { loadConfig } from '../src/config/index.js';
@@ -27,7 +27,7 @@ import { median, ratio, round } from './lib/stats.js';
 const P99_TARGET = 2;
 const COST_SHARE_TARGET = 0.1;
 const AUTH_CALLS = 200_000;
-const ADMIN = { email: 'bench.admin@example.com', password: 'Copper-kettle-meadow-5521' };
+const ADMIN = BENCH_ADMIN;
 const CHEAP_ROUTE = '/api/v2/auth/session';
 const PUBLIC_ROUTE = '/api/v2/health/live';
 

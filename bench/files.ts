@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanEnvironment, startAppServer, type AppServer } from './lib/app.js';
+import { BENCH_ADMIN, cleanEnvironment, loginBenchAdmin, startAppServer, type AppServer } from './lib/app.js';
 import { parseBenchArgs } from './lib/args.js';
 import { makeTempDir } from './lib/cleanup.js';
 import { startBenchDatabase } from './lib/database.js';
@@ -54,7 +54,7 @@ const FILE_BYTES = 10 * MIB;
 const LANES = 4;
 const BURST = 20;
 const RSS_EVERY_MS = 25;
-const ADMIN = { email: 'bench.admin@example.com', password: 'Copper-kettle-meadow-5521' };
+const ADMIN = BENCH_ADMIN;
 const APP_SETTINGS = {
   ADMIN_EMAIL: ADMIN.email,
   ADMIN_PASSWORD: ADMIN.password,
@@ -152,7 +152,7 @@ await runBench('files', async () => {
     },
   ];
   if (app) {
-    const token = await login(app);
+    const token = await loginBenchAdmin(app);
     const headers = { authorization: `Bearer ${token}` };
     const fileId = await checkApp(app, headers, stamped(bodies[0]!), log);
     targets.push({
@@ -358,16 +358,6 @@ await runBench('files', async () => {
   }
   return result;
 });
-
-async function login(app: AppServer): Promise<string> {
-  const response = await fetch(app.url('/api/v2/auth/login'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(ADMIN),
-  });
-  if (response.status !== 200) throw new Error(`login failed: ${response.status} ${await response.text()}`);
-  return ((await response.json()) as { access_token: string }).access_token;
-}
 
 /**
  * Before measuring: one upload through the app, whose answer must describe the file (size, sha256) and

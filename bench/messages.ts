@@ -16,7 +16,7 @@
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MongoClient, type Db, type Document } from 'mongodb';
-import { cleanEnvironment, startAppServer, type AppServer } from './lib/app.js';
+import { BENCH_ADMIN, cleanEnvironment, loginBenchAdmin, startAppServer, type AppServer } from './lib/app.js';
 import { parseBenchArgs } from './lib/args.js';
 import { startBenchDatabase } from './lib/database.js';
 import { runLoadOn, type LoadResult, type ServerCpu } from './lib/load.js';
@@ -33,7 +33,7 @@ const SEND_TARGET = 0.75;
 const HISTORY_TARGET = 0.8;
 const CHANNELS = 20;
 const CONNECTIONS = 20;
-const ADMIN = { email: 'bench.admin@example.com', password: 'Copper-kettle-meadow-5521' };
+const ADMIN = BENCH_ADMIN;
 const BARE_SCRIPT = fileURLToPath(new URL('./servers/bare-messages.ts', import.meta.url));
 const WORDS = (
   'deploy release build review merge ticket sprint standup design budget invoice meeting lunch travel ' +
@@ -76,7 +76,7 @@ await runBench('messages', async () => {
     `node ${process.version}, ${os.cpus().length} CPUs; database: ${database.engine}; app: production ` +
       `settings, MESSAGES_PER_MINUTE=1000000`,
   );
-  const token = await login(app);
+  const token = await loginBenchAdmin(app);
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const channelIds: string[] = [];
   for (let n = 0; n < CHANNELS; n++) channelIds.push(await createChannel(app, auth, `bench-${n}`));
@@ -261,16 +261,6 @@ function pick<T>(values: readonly T[]): T {
 
 function sentence(words: number): string {
   return Array.from({ length: words }, () => pick(WORDS)).join(' ');
-}
-
-async function login(app: AppServer): Promise<string> {
-  const response = await fetch(app.url('/api/v2/auth/login'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(ADMIN),
-  });
-  if (response.status !== 200) throw new Error(`login failed: ${response.status} ${await response.text()}`);
-  return ((await response.json()) as { access_token: string }).access_token;
 }
 
 async function createChannel(app: AppServer, headers: Record<string, string>, name: string): Promise<string> {

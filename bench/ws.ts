@@ -28,6 +28,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { MongoClient } from 'mongodb';
+import { BENCH_ADMIN } from './lib/app.js';
 import { parseBenchArgs } from './lib/args.js';
 import { startBenchDatabase } from './lib/database.js';
 import { printTable, type Cell } from './lib/report.js';
@@ -57,7 +58,7 @@ const TARGETS = {
 const MEMBERS = 1_000;
 const PER_USER = 10;
 const RATE = 20;
-const ADMIN = { email: 'bench.admin@example.com', password: 'Copper-kettle-meadow-5521' };
+const ADMIN = BENCH_ADMIN;
 const CHANNEL = 'ws-bench';
 /** Sockets opened and closed before the memory is measured (code paths compiled, pools grown). */
 const WARMUP_SOCKETS = 200;

@@ -23,6 +23,20 @@ export interface AppServer extends ServerProcess {
  * The benchmark's own environment without anything that configures Switchboard or Node, so the shell a
  * benchmark is started from cannot change what is measured.
  */
+/** The first admin the benchmarks start the app with (as ADMIN_EMAIL and ADMIN_PASSWORD). */
+export const BENCH_ADMIN = { email: 'bench.admin@example.com', password: 'Copper-kettle-meadow-5521' };
+
+/** Logs the benchmark admin in to `app`; returns an access token. */
+export async function loginBenchAdmin(app: AppServer): Promise<string> {
+  const response = await fetch(app.url('/api/v2/auth/login'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(BENCH_ADMIN),
+  });
+  if (response.status !== 200) throw new Error(`login failed: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { access_token: string }).access_token;
+}
+
 export function cleanEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of [...Object.keys(ENV_KEYS), 'CONFIG_DIR', 'NODE_OPTIONS']) delete env[key];

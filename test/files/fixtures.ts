@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
+import type { PublicFile } from '../../src/services/files.js';
 import { expect } from 'vitest';
 import { conversationOverrides, type Person } from '../conversations/fixtures.js';
 import type { InjectResponse } from '../identity/fixtures.js';
@@ -62,14 +63,7 @@ export function postForm(
   });
 }
 
-export interface UploadedFile {
-  id: string;
-  file_name: string;
-  file_type: string;
-  file_size: number;
-  sha256: string;
-  file_url: string;
-}
+export type UploadedFile = PublicFile;
 
 export async function upload(
   app: FastifyInstance,
