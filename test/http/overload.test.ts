@@ -6,7 +6,7 @@ import { useTestApp } from '../helper.js';
 
 const blockingRoutes: FastifyPluginAsync = async (instance) => {
   instance.get('/block', { config: { public: true } }, async () => {
-    const until = Date.now() + 1_500;
+    const until = Date.now() + 250;
     while (Date.now() < until) {
       // Busy on purpose: this is what a saturated event loop looks like.
     }
@@ -22,8 +22,17 @@ describe('load shedding', () => {
 
   it('answers 503 SERVER_OVERLOADED with Retry-After after a stall, then recovers', async () => {
     expect((await app().inject({ method: 'GET', url: '/api/v2/health/live' })).statusCode).toBe(200);
-    expect((await app().inject({ method: 'GET', url: '/api/v2/_test/block' })).statusCode).toBe(200);
-    await sleep(50); // lets the load sampler see the stall
+    // Saturated for two seconds: every one-second window of the load sampler is mostly stalls. (One
+    // long stall is not enough: the sampler averages over its window, so where the stall falls in it
+    // decides.) The short sleeps let the sampler's timer run between stalls, as real traffic would.
+    // Once the server sheds, the stalling requests themselves are refused: that ends the stalls.
+    for (let stall = 0; stall < 8; stall++) {
+      const response = await app().inject({ method: 'GET', url: '/api/v2/_test/block' });
+      if (response.statusCode === 503) break;
+      expect(response.statusCode).toBe(200);
+      await sleep(1);
+    }
+    await sleep(50);
 
     const shed = await app().inject({ method: 'GET', url: '/api/v2/health/live' });
     expect(shed.statusCode).toBe(503);
