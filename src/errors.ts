@@ -71,6 +71,7 @@ export const Errors = {
   FILE_LINK_INVALID: createError('FILE_LINK_INVALID', 'This file link is not valid', 403),
   FILE_LINK_EXPIRED: createError('FILE_LINK_EXPIRED', 'This file link has expired; fetch a fresh one', 403),
   RANGE_NOT_SATISFIABLE: createError('RANGE_NOT_SATISFIABLE', '%s', 416),
+  LOG_NOT_FOUND: createError('LOG_NOT_FOUND', 'No log file %s', 404),
   ROUTE_NOT_FOUND: createError('ROUTE_NOT_FOUND', 'Route %s %s not found', 404),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'The request body is larger than %s bytes', 413),
   UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Content type %s is not supported here', 415),

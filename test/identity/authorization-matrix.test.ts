@@ -399,6 +399,16 @@ const FILES_TABLE: Record<string, Entry> = {
 };
 Object.assign(TABLE, FILES_TABLE);
 
+// ---- administrators' views of the running server ----
+Object.assign(TABLE, {
+  'GET /api/v2/admin/config': { expect: adminOnly(200) },
+  'GET /api/v2/admin/logs': { expect: adminOnly(200) },
+  'GET /api/v2/admin/logs/:name': {
+    expect: adminOnly(200),
+    request: async () => ({ params: { name: 'main.json' } }),
+  },
+} satisfies Record<string, Entry>);
+
 /** The code an error status must carry for a role (anonymous: no credential; disabled: a dead token). */
 function expectedCode(status: number, role: MatrixRole): string | undefined {
   if (status === 401) return role === 'anonymous' ? 'UNAUTHORIZED' : 'INVALID_TOKEN';

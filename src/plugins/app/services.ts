@@ -22,6 +22,7 @@ import { ChannelsService } from '../../services/channels.js';
 import { InProcessEventBus } from '../../services/events.js';
 import { MessagesService } from '../../services/messages.js';
 import { NotificationsService } from '../../services/notifications.js';
+import { OpsService } from '../../services/ops.js';
 
 const HOUSEKEEPING_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -38,6 +39,8 @@ declare module 'fastify' {
     messages: MessagesService;
     notifications: NotificationsService;
     announcements: AnnouncementsService;
+    /** Administrators' views of the running server: configuration and log files. */
+    ops: OpsService;
   }
 }
 
@@ -123,6 +126,7 @@ export default fp(
     fastify.decorate('messages', messages);
     fastify.decorate('notifications', notifications);
     fastify.decorate('announcements', announcements);
+    fastify.decorate('ops', new OpsService(config, fastify.configSources));
     fastify.decorate('audit', audit);
     fastify.decorate('securityEvents', securityEvents);
     fastify.decorate('auth', auth);
