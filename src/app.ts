@@ -7,6 +7,7 @@ import type { Loggers } from './logging/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
 import filesPlugin from './plugins/app/files.js';
+import metricsPlugin from './plugins/app/metrics.js';
 import realtimePlugin from './plugins/app/realtime.js';
 import servicesPlugin from './plugins/app/services.js';
 import errorsPlugin from './plugins/app/errors.js';
@@ -47,6 +48,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(servicesPlugin);
   await fastify.register(filesPlugin);
   await fastify.register(realtimePlugin);
+  await fastify.register(metricsPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

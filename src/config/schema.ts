@@ -254,6 +254,8 @@ export const configSchema = z.object({
   monitoring: z.object({
     enabled: bool().default(true),
     metrics_enabled: bool().default(true),
+    /** When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: `authorization` in the scrape config). */
+    metrics_token: optionalString(),
     health_check_interval_s: num(0.05, 3600).default(10),
   }),
   redis: z.object({
@@ -294,6 +296,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   MONITORING_ENABLED: 'monitoring.enabled',
   METRICS_ENABLED: 'monitoring.metrics_enabled',
   HEALTH_CHECK_INTERVAL: 'monitoring.health_check_interval_s',
+  METRICS_TOKEN: 'monitoring.metrics_token',
   ATTENDANCE_DB_URL: 'integrations.attendance_db_url',
   // Switchboard's own.
   DATA_DIR: 'database.data_dir',
@@ -352,6 +355,7 @@ export const SECRET_KEYS = new Set([
   'database.url',
   'redis.url',
   'integrations.attendance_db_url',
+  'monitoring.metrics_token',
 ]);
 
 /** Values that ship in examples and tutorials: never acceptable as a production secret. */

@@ -9,7 +9,7 @@ import type { MembershipChange } from '../services/channels.js';
 import type { Audience, RealtimeEvent } from '../services/events.js';
 import type { Cluster } from './cluster.js';
 import { CLOSE, SocketConnection, type Recipient } from './connection.js';
-import { encodeFrame } from './protocol.js';
+import { encodeFrame, KNOWN_FRAME_TYPES } from './protocol.js';
 import type { Presence } from './presence.js';
 
 /** Offered every client frame before it runs (the detection plugin); false refuses it. */
@@ -56,6 +56,12 @@ export class Hub {
   private pollCount = 0;
   private slowConsumerCloses = 0;
   private heartbeatTerminations = 0;
+  /** Totals since start, for the metrics (plain counts: the hot paths only add to a map entry). */
+  private readonly traffic = {
+    framesIn: new Map<string, number>(),
+    framesOut: new Map<string, number>(),
+    deliveries: 0,
+  };
   private readonly heartbeat: NodeJS.Timeout;
   private inspector: FrameInspector = () => true;
   /** Events waiting for their fan-out, oldest first (see deliverLocal). */
@@ -274,12 +280,14 @@ export class Hub {
   /** Serializes once and hands the same buffer to every local recipient of the audience. */
   private fanOut(event: RealtimeEvent, audience: Audience, exceptConnectionId?: string): void {
     let payload: Buffer | undefined;
+    let delivered = 0;
     const send = (user: ConnectedUser | undefined) => {
       if (!user) return;
       for (const recipient of user.connections) {
         if (recipient.id === exceptConnectionId) continue;
         payload ??= encodeFrame(event);
         recipient.deliver(payload, event);
+        delivered += 1;
       }
     };
     if (audience.kind === 'channel') {
@@ -289,6 +297,10 @@ export class Hub {
       for (const userId of new Set(audience.userIds)) send(this.users.get(userId));
     } else {
       for (const user of this.users.values()) send(user);
+    }
+    if (delivered) {
+      this.traffic.framesOut.set(event.type, (this.traffic.framesOut.get(event.type) ?? 0) + 1);
+      this.traffic.deliveries += delivered;
     }
   }
 
@@ -332,7 +344,19 @@ export class Hub {
   }
 
   inspect(frame: { type: string }, recipient: Recipient): boolean {
+    // Counted under its type only when it is one the protocol knows: labels stay bounded.
+    const type = KNOWN_FRAME_TYPES.has(frame.type) ? frame.type : 'other';
+    this.traffic.framesIn.set(type, (this.traffic.framesIn.get(type) ?? 0) + 1);
     return this.inspector(frame, recipient);
+  }
+
+  /** Frames received by type, events sent out by type, and deliveries (one per socket), since start. */
+  trafficTotals(): {
+    framesIn: ReadonlyMap<string, number>;
+    framesOut: ReadonlyMap<string, number>;
+    deliveries: number;
+  } {
+    return this.traffic;
   }
 
   private beat(): void {

@@ -73,7 +73,8 @@ export type FrameOf<T extends FrameType> = Extract<ClientFrame, { type: T }>;
 export const FRAME_TYPES: readonly string[] = clientFrame.options.flatMap((option) =>
   [...option.shape.type.values].map(String),
 );
-const KNOWN_TYPES = new Set(FRAME_TYPES);
+/** Also the bounded set of `type` labels in the metrics. */
+export const KNOWN_FRAME_TYPES: ReadonlySet<string> = new Set(FRAME_TYPES);
 
 export type ParsedFrame =
   | { ok: true; frame: ClientFrame }
@@ -94,7 +95,7 @@ export function parseFrame(text: string): ParsedFrame {
   // A usable id is echoed even when the rest of the frame is wrong, so the client can match the error.
   const ref = frameId.safeParse(record.id).success ? (record.id as string) : undefined;
   if (typeof record.type !== 'string') return { ok: false, ref, error: new Errors.INVALID_FRAME() };
-  if (!KNOWN_TYPES.has(record.type)) {
+  if (!KNOWN_FRAME_TYPES.has(record.type)) {
     return { ok: false, ref, error: new Errors.UNKNOWN_TYPE(JSON.stringify(record.type.slice(0, 40))) };
   }
   const parsed = clientFrame.safeParse(raw);

@@ -12,6 +12,7 @@ import usersRoutes from './users/index.js';
 import announcementsRoutes from './announcements/index.js';
 import channelsRoutes from './channels/index.js';
 import filesRoutes from './files/index.js';
+import metricsRoutes from './metrics.js';
 import messagesRoutes from './messages/index.js';
 import notificationsRoutes from './notifications/index.js';
 import realtimeRoutes from './realtime/index.js';
@@ -22,6 +23,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   // Every route below requires a valid access token unless it is marked `config: { public: true }`.
   await fastify.register(authenticatePlugin);
   await fastify.register(healthRoutes);
+  await fastify.register(metricsRoutes);
   await fastify.register(authRoutes);
   await fastify.register(usersRoutes);
   await fastify.register(adminUsersRoutes);

@@ -401,6 +401,8 @@ Object.assign(TABLE, FILES_TABLE);
 
 // ---- administrators' views of the running server ----
 Object.assign(TABLE, {
+  // Open like health unless METRICS_TOKEN is set (test/ops/metrics.test.ts covers the token).
+  'GET /api/v2/metrics': { expect: everyone(200) },
   'GET /api/v2/admin/config': { expect: adminOnly(200) },
   'GET /api/v2/admin/logs': { expect: adminOnly(200) },
   'GET /api/v2/admin/logs/:name': {

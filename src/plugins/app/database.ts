@@ -48,6 +48,8 @@ export default fp(
 
     const client = new MongoClient(url, {
       appName: 'switchboard',
+      // Command events feed the database metrics (plugins/app/metrics.ts).
+      monitorCommands: monitoring.metrics_enabled,
       maxPoolSize: database.pool_size,
       // These bound how long a request can wait on a database that is gone: it then gets 503.
       serverSelectionTimeoutMS: database.timeout_ms,

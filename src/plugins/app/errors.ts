@@ -88,7 +88,15 @@ export function errorBody(request: FastifyRequest, described: Described): ErrorB
   return body;
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The stable code of the error this request was answered with, if any. */
+    errorCode: string | null;
+  }
+}
+
 export function sendError(request: FastifyRequest, reply: FastifyReply, described: Described): FastifyReply {
+  request.errorCode = described.code; // counted by the metrics plugin
   if (described.retryAfterS !== undefined) void reply.header('retry-after', String(described.retryAfterS));
   void reply.header('x-request-id', request.id); // also for errors raised before our onRequest hook ran
   return reply
@@ -99,6 +107,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, describe
 
 export default fp(
   async function errorsPlugin(fastify, opts: { config: Config }) {
+    fastify.decorateRequest('errorCode', null);
     // Set first thing, so every response (errors and shed load included) carries it.
     fastify.addHook('onRequest', (request, reply, done) => {
       void reply.header('x-request-id', request.id);
