@@ -9,6 +9,7 @@ import databasePlugin from './plugins/app/database.js';
 import filesPlugin from './plugins/app/files.js';
 import metricsPlugin from './plugins/app/metrics.js';
 import realtimePlugin from './plugins/app/realtime.js';
+import trafficPlugin from './plugins/app/traffic.js';
 import servicesPlugin from './plugins/app/services.js';
 import errorsPlugin from './plugins/app/errors.js';
 import routeTablePlugin from './plugins/app/route-table.js';
@@ -49,6 +50,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(filesPlugin);
   await fastify.register(realtimePlugin);
   await fastify.register(metricsPlugin);
+  await fastify.register(trafficPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

@@ -36,7 +36,18 @@ export const healthSchema = z
     version: z.string(),
     uptime_s: z.number(),
     checks: z.object({ database: databaseCheckSchema, realtime: realtimeCheckSchema }).optional(),
+    websocket: z
+      .object({ connections: z.number(), users: z.number() })
+      .optional()
+      .describe('This process: open sockets and long-polls, distinct users'),
+    throughput: z
+      .object({ messages_per_min: z.number() })
+      .optional()
+      .describe('Messages created through this process in the last 60 s'),
     system: systemSchema.optional(),
+    errors: z
+      .object({ rate_per_min: z.number().describe('Server errors (5xx) answered in the last 60 s') })
+      .optional(),
   })
   .meta({ id: 'Health' });
 

@@ -61,7 +61,10 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
             heartbeat_terminations: hubStats.heartbeat_terminations,
           },
         },
+        websocket: { connections: hubStats.sockets + hubStats.polls, users: hubStats.users },
+        throughput: { messages_per_min: fastify.traffic.messagesPerMinute() },
         system,
+        errors: { rate_per_min: fastify.traffic.errorsPerMinute() },
       });
     },
   );
