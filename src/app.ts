@@ -8,6 +8,7 @@ import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
 import filesPlugin from './plugins/app/files.js';
 import metricsPlugin from './plugins/app/metrics.js';
+import opsAlertsPlugin from './plugins/app/ops-alerts.js';
 import realtimePlugin from './plugins/app/realtime.js';
 import trafficPlugin from './plugins/app/traffic.js';
 import servicesPlugin from './plugins/app/services.js';
@@ -51,6 +52,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(realtimePlugin);
   await fastify.register(metricsPlugin);
   await fastify.register(trafficPlugin);
+  await fastify.register(opsAlertsPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

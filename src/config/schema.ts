@@ -256,6 +256,10 @@ export const configSchema = z.object({
     metrics_enabled: bool().default(true),
     /** When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: `authorization` in the scrape config). */
     metrics_token: optionalString(),
+    /** Ops alerts (0 turns one off): server errors per minute, event-loop delay p99, database ping. */
+    alert_error_rate_per_min: int(0, 1_000_000).default(30),
+    alert_event_loop_delay_ms: int(0, 600_000).default(250),
+    alert_db_latency_ms: int(0, 600_000).default(500),
     health_check_interval_s: num(0.05, 3600).default(10),
   }),
   redis: z.object({
@@ -297,6 +301,9 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   METRICS_ENABLED: 'monitoring.metrics_enabled',
   HEALTH_CHECK_INTERVAL: 'monitoring.health_check_interval_s',
   METRICS_TOKEN: 'monitoring.metrics_token',
+  ALERT_ERROR_RATE: 'monitoring.alert_error_rate_per_min',
+  ALERT_EVENT_LOOP_MS: 'monitoring.alert_event_loop_delay_ms',
+  ALERT_DB_LATENCY_MS: 'monitoring.alert_db_latency_ms',
   ATTENDANCE_DB_URL: 'integrations.attendance_db_url',
   // Switchboard's own.
   DATA_DIR: 'database.data_dir',

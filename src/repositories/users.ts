@@ -105,6 +105,13 @@ export class UsersRepository {
       .toArray();
   }
 
+  async activeAdminIds(): Promise<string[]> {
+    const rows = await this.users
+      .find({ roles: 'admin', status: 'active' }, { projection: { _id: 1 } })
+      .toArray();
+    return rows.map((row) => row._id);
+  }
+
   countAdmins(): Promise<number> {
     return this.users.countDocuments({ roles: 'admin', status: 'active' });
   }

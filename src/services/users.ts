@@ -578,6 +578,11 @@ export class UsersService {
     log.info({ email, user_id: user._id }, 'first admin created');
   }
 
+  /** Who receives server-wide alerts meant for administrators (no actor: the server asks). */
+  activeAdminIds(): Promise<string[]> {
+    return this.deps.users.activeAdminIds();
+  }
+
   async listAll(actor: Actor, limit = 1000): Promise<PublicUser[]> {
     assertCan(actor, 'user.manage');
     return (await this.deps.users.list(limit)).map((user) => this.toPublic(user));
