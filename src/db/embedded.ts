@@ -30,6 +30,8 @@ export interface EmbeddedOptions {
   cacheDir: string;
   prefer: 'auto' | EmbeddedEngine;
   log: (message: string) => void;
+  /** For trouble after start (the server died); `log` when not given. */
+  warn?: (message: string) => void;
 }
 
 export class EmbeddedDatabaseError extends Error {
@@ -61,7 +63,15 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
   }
   try {
     const binary = await ensureFerretDbBinary(options.cacheDir, options.log);
-    const server = await launchFerretDb({ binary, dataDir: path.join(dataDir, 'ferretdb') });
+    const server = await launchFerretDb({
+      binary,
+      dataDir: path.join(dataDir, 'ferretdb'),
+      // Nothing restarts it: say so loudly, with its last words, instead of failing every query silently.
+      onUnexpectedExit: (how, lastOutput) =>
+        (options.warn ?? options.log)(
+          `embedded FerretDB stopped unexpectedly (${how}); its last output:\n${lastOutput}`,
+        ),
+    });
     return { engine: 'ferretdb', url: server.url, stop: server.stop };
   } catch (error) {
     reasons.push(`ferretdb: ${(error as Error).message.split('\n')[0]}`);
@@ -233,6 +243,8 @@ export async function launchFerretDb(options: {
   binary: string;
   dataDir: string;
   port?: number;
+  /** Called when the server exits without being asked to stop. */
+  onUnexpectedExit?: (how: string, lastOutput: string) => void;
 }): Promise<FerretDbServer> {
   const dataDir = path.resolve(options.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
@@ -261,10 +273,19 @@ export async function launchFerretDb(options: {
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   fs.writeFileSync(pidFile, String(child.pid));
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping)
+      options.onUnexpectedExit?.(
+        signal ? `signal ${signal}` : `exit code ${code}`,
+        output.join('').slice(-2000),
+      );
+  });
 
   try {
     await waitForPort(port, child, 30_000);
   } catch (error) {
+    stopping = true;
     await stopChild(child);
     throw new Error(`FerretDB did not start: ${(error as Error).message}\n${output.join('').slice(-2000)}`);
   }
@@ -273,6 +294,7 @@ export async function launchFerretDb(options: {
     port,
     pid: child.pid!,
     stop: async () => {
+      stopping = true;
       await stopChild(child);
       fs.rmSync(pidFile, { force: true });
     },

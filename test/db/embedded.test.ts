@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { EmbeddedDatabaseError, startEmbeddedDatabase } from '../../src/db/embedded.js';
 
@@ -18,8 +18,14 @@ function dataDir(): string {
   return dir;
 }
 
-const start = (dir: string, prefer: 'auto' | 'ferretdb' = 'ferretdb') =>
-  startEmbeddedDatabase({ dataDir: dir, cacheDir: config.database.cache_dir, prefer, log: () => undefined });
+const start = (dir: string, prefer: 'auto' | 'ferretdb' = 'ferretdb', warn?: (message: string) => void) =>
+  startEmbeddedDatabase({
+    dataDir: dir,
+    cacheDir: config.database.cache_dir,
+    prefer,
+    log: () => undefined,
+    warn,
+  });
 
 describe('embedded database', () => {
   it('refuses a data folder that a running server is using', async () => {
@@ -49,5 +55,27 @@ describe('embedded database', () => {
     } finally {
       await again.stop();
     }
+  }, 60_000);
+
+  it('says so, with its last output, when the database server dies on its own', async () => {
+    const dir = dataDir();
+    const warnings: string[] = [];
+    const database = await start(dir, 'ferretdb', (message) => warnings.push(message));
+    try {
+      const pid = Number(fs.readFileSync(path.join(dir, 'ferretdb', 'ferretdb.pid'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      await vi.waitFor(() =>
+        expect(warnings).toEqual([
+          expect.stringContaining('embedded FerretDB stopped unexpectedly (signal SIGKILL)'),
+        ]),
+      );
+    } finally {
+      await database.stop();
+    }
+    // A stop that was asked for is not a surprise.
+    const quiet: string[] = [];
+    const again = await start(dir, 'ferretdb', (message) => quiet.push(message));
+    await again.stop();
+    expect(quiet).toEqual([]);
   }, 60_000);
 });

@@ -32,6 +32,7 @@ export default fp(
         cacheDir: database.cache_dir,
         prefer: database.embedded,
         log: (message) => fastify.log.info(message),
+        warn: (message) => fastify.log.error(message),
       });
       url = embedded.url;
       // Lets `npm run admin` reach this database while the server runs.
