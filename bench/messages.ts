@@ -27,7 +27,7 @@ import { median, ratio, round } from './lib/stats.js';
 import { COLLECTIONS } from '../src/db/collections.js';
 import { messageKey, type MessageDoc } from '../src/repositories/messages.js';
 import { storedMessage } from '../src/services/message-content.js';
-import { seedMessage } from './lib/messages.js';
+import { createPublicChannel, pick, seedMessage, sendLoad, sentence, WORDS } from './lib/messages.js';
 
 const SEND_TARGET = 0.75;
 const HISTORY_TARGET = 0.8;
@@ -35,11 +35,6 @@ const CHANNELS = 20;
 const CONNECTIONS = 20;
 const ADMIN = BENCH_ADMIN;
 const BARE_SCRIPT = fileURLToPath(new URL('./servers/bare-messages.ts', import.meta.url));
-const WORDS = (
-  'deploy release build review merge ticket sprint standup design budget invoice meeting lunch travel ' +
-  'customer support incident outage rollback database server client report quarterly planning roadmap ' +
-  'hiring onboarding feedback holiday schedule vendor contract security audit training workshop'
-).split(' ');
 
 const { quick } = parseBenchArgs();
 // Searches scan on FerretDB (seconds each at 100,000 messages), hence few samples of them; --quick seeds
@@ -79,29 +74,14 @@ await runBench('messages', async () => {
   const token = await loginBenchAdmin(app);
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const channelIds: string[] = [];
-  for (let n = 0; n < CHANNELS; n++) channelIds.push(await createChannel(app, auth, `bench-${n}`));
+  for (let n = 0; n < CHANNELS; n++) channelIds.push(await createPublicChannel(app, auth, `bench-${n}`));
 
   // ---- sends ----
-  const sendLoad = (server: ServerProcess, durationS: number, url: string, headers: Record<string, string>) =>
-    runLoadOn(server, {
-      url,
-      durationS,
-      connections: CONNECTIONS,
-      method: 'POST',
-      headers,
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (request) => ({
-            ...request,
-            body: JSON.stringify({ channel_id: pick(channelIds), content: sentence(12) }),
-          }),
-        },
-      ],
-    });
-  const appSend = (durationS: number) => sendLoad(app, durationS, app.url('/api/v2/messages'), auth);
+  const send = (server: ServerProcess, durationS: number, url: string, headers: Record<string, string>) =>
+    sendLoad(server, { url, headers, channelIds, durationS, connections: CONNECTIONS });
+  const appSend = (durationS: number) => send(app, durationS, app.url('/api/v2/messages'), auth);
   const bareSend = (durationS: number) =>
-    sendLoad(bare, durationS, bare.url('/messages'), { 'content-type': 'application/json' });
+    send(bare, durationS, bare.url('/messages'), { 'content-type': 'application/json' });
   await appSend(plan.warmupS);
   await bareSend(plan.warmupS);
   const sendRounds: Round[] = [];
@@ -167,7 +147,7 @@ await runBench('messages', async () => {
   );
 
   // ---- a big channel ----
-  const bigChannel = await createChannel(app, auth, 'bench-big');
+  const bigChannel = await createPublicChannel(app, auth, 'bench-big');
   const client = new MongoClient(database.url);
   let big: BigChannelReport;
   try {
@@ -253,25 +233,6 @@ async function waitUntilQuiet(url: string): Promise<void> {
     if (took <= previous * 1.2 && attempt > 0) return;
     previous = took;
   }
-}
-
-function pick<T>(values: readonly T[]): T {
-  return values[Math.floor(Math.random() * values.length)]!;
-}
-
-function sentence(words: number): string {
-  return Array.from({ length: words }, () => pick(WORDS)).join(' ');
-}
-
-async function createChannel(app: AppServer, headers: Record<string, string>, name: string): Promise<string> {
-  const response = await fetch(app.url('/api/v2/channels'), {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ name, kind: 'public' }),
-  });
-  if (response.status !== 201)
-    throw new Error(`channel ${name}: ${response.status} ${await response.text()}`);
-  return ((await response.json()) as { id: string }).id;
 }
 
 /** Writes `count` messages into a channel exactly as the app stores them, and moves its record along. */

@@ -16,7 +16,8 @@ import os from 'node:os';
 import { BENCH_ADMIN, loginBenchAdmin, startAppServer, type AppServer } from './lib/app.js';
 import { parseBenchArgs } from './lib/args.js';
 import { startBenchDatabase } from './lib/database.js';
-import { runLoadOn, type LoadResult, type ServerCpu } from './lib/load.js';
+import type { LoadResult, ServerCpu } from './lib/load.js';
+import { createPublicChannel, sendLoad } from './lib/messages.js';
 import { printTable } from './lib/report.js';
 import { runBench } from './lib/run.js';
 import { median, ratio, round } from './lib/stats.js';
@@ -27,9 +28,6 @@ const CHANNELS = 20;
 const CONNECTIONS = 20;
 const HEALTH_EVERY_MS = 50;
 const SCRAPE_EVERY_MS = 1000;
-const WORDS = 'deploy release build review merge ticket sprint standup design budget invoice meeting'.split(
-  ' ',
-);
 
 const { quick } = parseBenchArgs();
 const plan = quick ? { rounds: 2, durationS: 3, warmupS: 1 } : { rounds: 4, durationS: 6, warmupS: 2 };
@@ -69,21 +67,12 @@ await runBench('observability', async () => {
   const copies = { on: await prepare(on), off: await prepare(off) };
   const send = (copy: Copy, durationS: number) => {
     const { app, headers, channelIds } = copies[copy];
-    return runLoadOn(app, {
+    return sendLoad(app, {
       url: app.url('/api/v2/messages'),
+      headers,
+      channelIds,
       durationS,
       connections: CONNECTIONS,
-      method: 'POST',
-      headers,
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (request) => ({
-            ...request,
-            body: JSON.stringify({ channel_id: pick(channelIds), content: sentence(12) }),
-          }),
-        },
-      ],
     });
   };
 
@@ -162,15 +151,7 @@ async function prepare(app: AppServer) {
   const token = await loginBenchAdmin(app);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const channelIds: string[] = [];
-  for (let n = 0; n < CHANNELS; n++) {
-    const response = await fetch(app.url('/api/v2/channels'), {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ name: `bench-${n}`, kind: 'public' }),
-    });
-    if (response.status !== 201) throw new Error(`channel ${n}: ${response.status} ${await response.text()}`);
-    channelIds.push(((await response.json()) as { id: string }).id);
-  }
+  for (let n = 0; n < CHANNELS; n++) channelIds.push(await createPublicChannel(app, headers, `bench-${n}`));
   return { app, headers, channelIds };
 }
 
@@ -218,12 +199,4 @@ function watch(app: AppServer, healthMs: number[], scraped: () => void): { stop(
       agent.destroy();
     },
   };
-}
-
-function pick<T>(values: readonly T[]): T {
-  return values[Math.floor(Math.random() * values.length)]!;
-}
-
-function sentence(words: number): string {
-  return Array.from({ length: words }, () => pick(WORDS)).join(' ');
 }
