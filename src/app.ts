@@ -7,6 +7,7 @@ import type { Loggers } from './logging/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
 import filesPlugin from './plugins/app/files.js';
+import analyticsPlugin from './plugins/app/analytics.js';
 import metricsPlugin from './plugins/app/metrics.js';
 import opsAlertsPlugin from './plugins/app/ops-alerts.js';
 import realtimePlugin from './plugins/app/realtime.js';
@@ -53,6 +54,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(metricsPlugin);
   await fastify.register(trafficPlugin);
   await fastify.register(opsAlertsPlugin);
+  await fastify.register(analyticsPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

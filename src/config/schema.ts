@@ -260,6 +260,8 @@ export const configSchema = z.object({
     alert_error_rate_per_min: int(0, 1_000_000).default(30),
     alert_event_loop_delay_ms: int(0, 600_000).default(250),
     alert_db_latency_ms: int(0, 600_000).default(500),
+    /** Day buckets of the analytics are kept this long (minutes 2 days, hours 30 days). */
+    analytics_retention_days: int(1, 3650).default(90),
     health_check_interval_s: num(0.05, 3600).default(10),
   }),
   redis: z.object({
@@ -304,6 +306,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   ALERT_ERROR_RATE: 'monitoring.alert_error_rate_per_min',
   ALERT_EVENT_LOOP_MS: 'monitoring.alert_event_loop_delay_ms',
   ALERT_DB_LATENCY_MS: 'monitoring.alert_db_latency_ms',
+  ANALYTICS_RETENTION_DAYS: 'monitoring.analytics_retention_days',
   ATTENDANCE_DB_URL: 'integrations.attendance_db_url',
   // Switchboard's own.
   DATA_DIR: 'database.data_dir',

@@ -20,6 +20,10 @@ export const COLLECTIONS = {
   notifications: 'notifications',
   announcements: 'announcements',
   files: 'files',
+  /** Counters in minute, hour and day buckets, one document per series, bucket and instance. */
+  analyticsBuckets: 'analytics_buckets',
+  /** One document per error code and route: first and last seen, a sample request id. */
+  analyticsErrors: 'analytics_errors',
 } as const;
 
 export interface IndexDeclaration {
@@ -114,6 +118,17 @@ export const INDEXES: readonly IndexDeclaration[] = [
     collection: COLLECTIONS.announcements,
     key: { published_at: 1, due_at: 1 },
     options: { name: 'announcements_due' },
+  },
+  // Analytics: a series' buckets over a time range; retention removes old buckets by granularity.
+  {
+    collection: COLLECTIONS.analyticsBuckets,
+    key: { series: 1, granularity: 1, start: 1 },
+    options: { name: 'analytics_series_start' },
+  },
+  {
+    collection: COLLECTIONS.analyticsBuckets,
+    key: { granularity: 1, start: 1 },
+    options: { name: 'analytics_retention' },
   },
   // Files: one user's stored bytes (quota), and uploads never attached (the orphan sweep).
   {

@@ -31,6 +31,11 @@ class ConnectedUser {
   waiting = 0;
 }
 
+export interface ConnectionObserver {
+  opened(openSockets: number): void;
+  closed(durationMs: number): void;
+}
+
 export interface HubStats {
   sockets: number;
   polls: number;
@@ -57,6 +62,9 @@ export class Hub {
   private slowConsumerCloses = 0;
   private heartbeatTerminations = 0;
   /** Totals since start, for the metrics (plain counts: the hot paths only add to a map entry). */
+  /** When each socket was added, for the session length the analytics keep. */
+  private readonly openedAt = new Map<Recipient, number>();
+  private connectionObserver: ConnectionObserver | null = null;
   private readonly traffic = {
     framesIn: new Map<string, number>(),
     framesOut: new Map<string, number>(),
@@ -122,8 +130,11 @@ export class Hub {
       outcome = 'closed';
     } else {
       user.connections.add(recipient);
-      if (recipient instanceof SocketConnection) this.socketCount += 1;
-      else this.pollCount += 1;
+      if (recipient instanceof SocketConnection) {
+        this.socketCount += 1;
+        this.openedAt.set(recipient, Date.now());
+        this.connectionObserver?.opened(this.socketCount);
+      } else this.pollCount += 1;
     }
     this.forgetIfUnused(userId, user);
     return outcome;
@@ -150,8 +161,12 @@ export class Hub {
     const userId = recipient.principal.id;
     const user = this.users.get(userId);
     if (!user?.connections.delete(recipient)) return;
-    if (recipient instanceof SocketConnection) this.socketCount -= 1;
-    else this.pollCount -= 1;
+    if (recipient instanceof SocketConnection) {
+      this.socketCount -= 1;
+      const openedAt = this.openedAt.get(recipient);
+      this.openedAt.delete(recipient);
+      if (openedAt !== undefined) this.connectionObserver?.closed(Date.now() - openedAt);
+    } else this.pollCount -= 1;
     this.forgetIfUnused(userId, user);
   }
 
@@ -348,6 +363,11 @@ export class Hub {
     const type = KNOWN_FRAME_TYPES.has(frame.type) ? frame.type : 'other';
     this.traffic.framesIn.set(type, (this.traffic.framesIn.get(type) ?? 0) + 1);
     return this.inspector(frame, recipient);
+  }
+
+  /** Told of every socket added (with the count now open) and removed (with how long it was open). */
+  observeConnections(observer: ConnectionObserver): void {
+    this.connectionObserver = observer;
   }
 
   /** Frames received by type, events sent out by type, and deliveries (one per socket), since start. */

@@ -4,6 +4,7 @@ import { validatorCompiler } from '@fastify/type-provider-zod';
 import type { FastifyPluginAsync } from 'fastify';
 import { serializerCompiler } from '../schemas/serializer.js';
 import authenticatePlugin from '../plugins/app/authenticate.js';
+import adminAnalyticsRoutes from './admin/analytics.js';
 import adminOpsRoutes from './admin/ops.js';
 import adminUsersRoutes from './admin/users.js';
 import authRoutes from './auth/index.js';
@@ -28,6 +29,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(usersRoutes);
   await fastify.register(adminUsersRoutes);
   await fastify.register(adminOpsRoutes);
+  await fastify.register(adminAnalyticsRoutes);
   await fastify.register(channelsRoutes);
   await fastify.register(messagesRoutes);
   await fastify.register(filesRoutes);

@@ -1,0 +1,255 @@
+// Analytics for administrators: counters kept in memory as things happen, written every few seconds as
+// `$inc` upserts into minute, hour and day buckets at once (so nothing on a request's path waits on the
+// database, and roll-ups need no separate job), read back over a time range and summed across instances.
+// Old buckets are removed by granularity: minutes after 2 days, hours after 30, days after
+// ANALYTICS_RETENTION_DAYS.
+//
+// Series so far: `errors` (error responses by code and route, with first and last sighting and a sample
+// request id) and `connections` (sockets opened and closed, total open time, the most open at once).
+import { assertCan, type Actor } from '../auth/permissions.js';
+import {
+  fromFieldKey,
+  type AnalyticsRepository,
+  type BucketChange,
+  type ErrorGroupDoc,
+  type Granularity,
+} from '../repositories/analytics.js';
+
+export const GRANULARITY_MS: Readonly<Record<Granularity, number>> = {
+  minute: 60_000,
+  hour: 3_600_000,
+  day: 86_400_000,
+};
+const DAY_MS = GRANULARITY_MS.day;
+/** How far back each granularity is kept (days are kept as configured). */
+const KEEP_MS = { minute: 2 * DAY_MS, hour: 30 * DAY_MS };
+/** Pending changes beyond this many buckets are dropped while the database is away (memory stays bounded). */
+const MAX_PENDING = 10_000;
+
+export interface ErrorGroup {
+  code: string;
+  route: string;
+  count: number;
+  first_seen: string | null;
+  last_seen: string | null;
+  sample_request_id: string | null;
+}
+
+export interface ErrorsReport {
+  from: string;
+  to: string;
+  bucket: Granularity;
+  series: { start: string; count: number }[];
+  groups: ErrorGroup[];
+}
+
+export interface ConnectionsReport {
+  from: string;
+  to: string;
+  bucket: Granularity;
+  /** Sockets open on this instance now. */
+  current: number;
+  series: { start: string; opened: number; closed: number; peak: number; average_session_s: number | null }[];
+}
+
+function bucketStart(at: Date, granularity: Granularity): Date {
+  const size = GRANULARITY_MS[granularity];
+  return new Date(Math.floor(at.getTime() / size) * size);
+}
+
+export class AnalyticsService {
+  private pending = new Map<string, BucketChange>();
+  private pendingGroups = new Map<string, ErrorGroupDoc>();
+
+  constructor(
+    private readonly deps: {
+      analytics: AnalyticsRepository;
+      instance: string;
+      retentionDays: number;
+      currentSockets(): number;
+      now?: () => Date;
+    },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  // ---- recording (in memory; no database on the caller's path) ----
+
+  recordError(code: string, route: string, requestId: string): void {
+    const at = this.now();
+    const key = `${code} ${route}`;
+    this.add('errors', at, { counts: [[key, 1]] });
+    const group = this.pendingGroups.get(key);
+    if (group) {
+      group.last_seen = at;
+      group.sample_request_id = requestId;
+    } else if (this.pendingGroups.size < MAX_PENDING) {
+      this.pendingGroups.set(key, {
+        _id: key,
+        code,
+        route,
+        first_seen: at,
+        last_seen: at,
+        sample_request_id: requestId,
+      });
+    }
+  }
+
+  connectionOpened(openSockets: number): void {
+    this.add('connections', this.now(), { counts: [['opened', 1]], peaks: [['sockets', openSockets]] });
+  }
+
+  connectionClosed(durationMs: number): void {
+    this.add('connections', this.now(), {
+      counts: [
+        ['closed', 1],
+        ['session_ms', durationMs],
+      ],
+    });
+  }
+
+  private add(
+    series: string,
+    at: Date,
+    change: { counts?: [string, number][]; peaks?: [string, number][] },
+  ): void {
+    for (const granularity of ['minute', 'hour', 'day'] as const) {
+      const start = bucketStart(at, granularity);
+      const id = `${series}|${granularity}|${start.getTime()}`;
+      let bucket = this.pending.get(id);
+      if (!bucket) {
+        if (this.pending.size >= MAX_PENDING) return;
+        bucket = { series, granularity, start, counts: new Map(), peaks: new Map() };
+        this.pending.set(id, bucket);
+      }
+      for (const [name, value] of change.counts ?? [])
+        bucket.counts.set(name, (bucket.counts.get(name) ?? 0) + value);
+      for (const [name, value] of change.peaks ?? [])
+        bucket.peaks.set(name, Math.max(bucket.peaks.get(name) ?? 0, value));
+    }
+  }
+
+  /**
+   * Writes what was recorded since the last flush. What could not be written is kept for the next one
+   * (merged with what arrived meanwhile), so an outage loses nothing it does not have to.
+   */
+  async flush(): Promise<void> {
+    const buckets = this.pending;
+    const groups = this.pendingGroups;
+    this.pending = new Map();
+    this.pendingGroups = new Map();
+    const failed: BucketChange[] = [];
+    for (const bucket of buckets.values()) {
+      try {
+        await this.deps.analytics.addToBucket(bucket, this.deps.instance);
+      } catch {
+        failed.push(bucket);
+      }
+    }
+    for (const bucket of failed) {
+      for (const [name, value] of bucket.counts)
+        this.add(bucket.series, bucket.start, { counts: [[name, value]] });
+      for (const [name, value] of bucket.peaks)
+        this.add(bucket.series, bucket.start, { peaks: [[name, value]] });
+    }
+    for (const group of groups.values()) {
+      try {
+        await this.deps.analytics.noteErrorGroup(group);
+      } catch {
+        if (!this.pendingGroups.has(group._id)) this.pendingGroups.set(group._id, group);
+      }
+    }
+    if (failed.length)
+      throw new Error(`${failed.length} analytics buckets not written; kept for the next flush`);
+  }
+
+  /** Removes buckets older than their granularity is kept; returns how many. */
+  async sweep(): Promise<number> {
+    const now = this.now().getTime();
+    return (
+      (await this.deps.analytics.deleteBucketsBefore('minute', new Date(now - KEEP_MS.minute))) +
+      (await this.deps.analytics.deleteBucketsBefore('hour', new Date(now - KEEP_MS.hour))) +
+      (await this.deps.analytics.deleteBucketsBefore('day', new Date(now - this.deps.retentionDays * DAY_MS)))
+    );
+  }
+
+  // ---- reading (administrators) ----
+
+  async errors(actor: Actor, range: { from: Date; to: Date; bucket: Granularity }): Promise<ErrorsReport> {
+    assertCan(actor, 'analytics.read');
+    const from = bucketStart(range.from, range.bucket);
+    const buckets = await this.deps.analytics.bucketsBetween('errors', range.bucket, from, range.to);
+    const perStart = new Map<number, number>();
+    const perGroup = new Map<string, number>();
+    for (const bucket of buckets) {
+      for (const [key, count] of Object.entries(bucket.counts)) {
+        const group = fromFieldKey(key);
+        perStart.set(bucket.start.getTime(), (perStart.get(bucket.start.getTime()) ?? 0) + count);
+        perGroup.set(group, (perGroup.get(group) ?? 0) + count);
+      }
+    }
+    const known = new Map(
+      (await this.deps.analytics.errorGroups([...perGroup.keys()])).map((g) => [g._id, g]),
+    );
+    const groups = [...perGroup]
+      .map(([key, count]) => {
+        const group = known.get(key);
+        const [code, ...route] = key.split(' ');
+        return {
+          code: group?.code ?? code!,
+          route: group?.route ?? route.join(' '),
+          count,
+          first_seen: group?.first_seen.toISOString() ?? null,
+          last_seen: group?.last_seen.toISOString() ?? null,
+          sample_request_id: group?.sample_request_id ?? null,
+        };
+      })
+      .sort((a, b) => b.count - a.count || a.code.localeCompare(b.code));
+    return {
+      ...describe(range),
+      series: [...perStart]
+        .sort(([a], [b]) => a - b)
+        .map(([start, count]) => ({ start: new Date(start).toISOString(), count })),
+      groups,
+    };
+  }
+
+  async connections(
+    actor: Actor,
+    range: { from: Date; to: Date; bucket: Granularity },
+  ): Promise<ConnectionsReport> {
+    assertCan(actor, 'analytics.read');
+    const from = bucketStart(range.from, range.bucket);
+    const buckets = await this.deps.analytics.bucketsBetween('connections', range.bucket, from, range.to);
+    const perStart = new Map<number, { opened: number; closed: number; sessionMs: number; peak: number }>();
+    for (const bucket of buckets) {
+      const start = bucket.start.getTime();
+      const row = perStart.get(start) ?? { opened: 0, closed: 0, sessionMs: 0, peak: 0 };
+      row.opened += bucket.counts.opened ?? 0;
+      row.closed += bucket.counts.closed ?? 0;
+      row.sessionMs += bucket.counts.session_ms ?? 0;
+      // Instances' peaks need not coincide: their sum is an upper bound of the peak across them.
+      row.peak += bucket.peaks?.sockets ?? 0;
+      perStart.set(start, row);
+    }
+    return {
+      ...describe(range),
+      current: this.deps.currentSockets(),
+      series: [...perStart]
+        .sort(([a], [b]) => a - b)
+        .map(([start, row]) => ({
+          start: new Date(start).toISOString(),
+          opened: row.opened,
+          closed: row.closed,
+          peak: row.peak,
+          average_session_s: row.closed ? Math.round(row.sessionMs / row.closed / 100) / 10 : null,
+        })),
+    };
+  }
+}
+
+function describe(range: { from: Date; to: Date; bucket: Granularity }) {
+  return { from: range.from.toISOString(), to: range.to.toISOString(), bucket: range.bucket };
+}

@@ -1,0 +1,182 @@
+// Analytics: counters written as minute, hour and day buckets per instance, summed back over a range;
+// error groups with first and last sighting and a sample request id; connections; retention; the routes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AnalyticsRepository } from '../../src/repositories/analytics.js';
+import { AnalyticsService } from '../../src/services/analytics.js';
+import { call, ok, person, type Person } from '../conversations/fixtures.js';
+import { expectError, expectValidation } from '../identity/fixtures.js';
+import { connect } from '../realtime/client.js';
+import { startListening, type ListeningApp } from '../realtime/fixtures.js';
+
+let listening: ListeningApp;
+let admin: Person;
+let member: Person;
+
+beforeAll(async () => {
+  listening = await startListening();
+  admin = await person(listening.app, { roles: ['admin'] });
+  member = await person(listening.app);
+});
+afterAll(async () => listening?.testApp.close());
+
+const ADMIN_ACTOR = { id: 'admin', roles: ['admin'] as const };
+const T0 = new Date('2026-03-10T10:00:30Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** A service on the test database with a clock the test moves; its own series names keep tests apart. */
+function service(instance: string, clock: { now: Date }, retentionDays = 90) {
+  return new AnalyticsService({
+    analytics: new AnalyticsRepository(listening.app.db),
+    instance,
+    retentionDays,
+    currentSockets: () => 0,
+    now: () => clock.now,
+  });
+}
+
+describe('AnalyticsService', () => {
+  it('buckets errors by minute, hour and day, sums instances, and keeps each group’s sightings', async () => {
+    const clock = { now: T0 };
+    const a = service('instance-a', clock);
+    const b = service('instance-b', clock);
+    a.recordError('CHANNEL_NOT_FOUND', '/api/v2/channels/:channelId', 'req-1');
+    clock.now = at(MINUTE);
+    b.recordError('CHANNEL_NOT_FOUND', '/api/v2/channels/:channelId', 'req-2');
+    a.recordError('RATE_LIMITED', '/api/v2/messages', 'req-3');
+    clock.now = at(2 * HOUR);
+    a.recordError('CHANNEL_NOT_FOUND', '/api/v2/channels/:channelId', 'req-4');
+    await a.flush();
+    await b.flush();
+    const range = { from: at(-HOUR), to: at(3 * HOUR) };
+
+    const hourly = await a.errors(ADMIN_ACTOR, { ...range, bucket: 'hour' });
+    expect(hourly.series).toEqual([
+      { start: '2026-03-10T10:00:00.000Z', count: 3 },
+      { start: '2026-03-10T12:00:00.000Z', count: 1 },
+    ]);
+    expect(hourly.groups).toEqual([
+      {
+        code: 'CHANNEL_NOT_FOUND',
+        route: '/api/v2/channels/:channelId',
+        count: 3,
+        first_seen: T0.toISOString(),
+        last_seen: at(2 * HOUR).toISOString(),
+        // A sample: the one of whichever instance wrote last.
+        sample_request_id: expect.stringMatching(/^req-[124]$/),
+      },
+      expect.objectContaining({ code: 'RATE_LIMITED', route: '/api/v2/messages', count: 1 }),
+    ]);
+    const minutes = await a.errors(ADMIN_ACTOR, { from: T0, to: at(2 * MINUTE), bucket: 'minute' });
+    expect(minutes.series.map((row) => row.count)).toEqual([1, 2]);
+    const daily = await a.errors(ADMIN_ACTOR, { ...range, bucket: 'day' });
+    expect(daily.series).toEqual([{ start: '2026-03-10T00:00:00.000Z', count: 4 }]);
+  });
+
+  it('counts connections: opened, closed, the peak and the average session', async () => {
+    const clock = { now: at(10 * DAY) };
+    const analytics = service('instance-c', clock);
+    analytics.connectionOpened(3);
+    analytics.connectionOpened(5);
+    analytics.connectionClosed(60_000);
+    analytics.connectionClosed(30_000);
+    await analytics.flush();
+    const report = await analytics.connections(ADMIN_ACTOR, {
+      from: at(10 * DAY - HOUR),
+      to: at(10 * DAY + HOUR),
+      bucket: 'hour',
+    });
+    expect(report.series).toEqual([
+      { start: '2026-03-20T10:00:00.000Z', opened: 2, closed: 2, peak: 5, average_session_s: 45 },
+    ]);
+  });
+
+  it('removes minute buckets after 2 days, hours after 30, days after the retention', async () => {
+    const clock = { now: at(100 * DAY) };
+    const analytics = service('instance-d', clock, 60);
+    analytics.recordError('FORBIDDEN', '/api/v2/admin/config', 'req-5');
+    await analytics.flush();
+    const range = { from: at(100 * DAY - HOUR), to: at(100 * DAY + HOUR) };
+    const count = async (bucket: 'minute' | 'hour' | 'day') =>
+      (
+        await analytics.errors(ADMIN_ACTOR, {
+          ...range,
+          from: bucket === 'day' ? at(99 * DAY) : range.from,
+          bucket,
+        })
+      ).series.length;
+    clock.now = at(103 * DAY);
+    await analytics.sweep();
+    expect([await count('minute'), await count('hour'), await count('day')]).toEqual([0, 1, 1]);
+    clock.now = at(131 * DAY);
+    await analytics.sweep();
+    expect([await count('hour'), await count('day')]).toEqual([0, 1]);
+    clock.now = at(161 * DAY);
+    await analytics.sweep();
+    expect(await count('day')).toBe(0);
+  });
+});
+
+describe('GET /admin/analytics/errors and /connections', () => {
+  it('report what the server answered and the sockets it held', async () => {
+    const { app, port } = listening;
+    const refused = await call(app, member, 'GET', '/channels/no-such-channel');
+    expectError(refused, 404, 'CHANNEL_NOT_FOUND');
+    const socket = await connect(port, member);
+    await socket.close();
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the server sees the close
+    await app.analytics!.flush();
+
+    const errors = await ok<{
+      groups: { code: string; route: string; count: number; sample_request_id: string }[];
+    }>(
+      call(app, admin, 'GET', '/admin/analytics/errors', undefined, {
+        bucket: 'minute',
+        from: new Date(Date.now() - HOUR).toISOString(),
+      }),
+    );
+    expect(errors.groups).toContainEqual(
+      expect.objectContaining({
+        code: 'CHANNEL_NOT_FOUND',
+        route: '/api/v2/channels/:channelId',
+        sample_request_id: refused.headers['x-request-id'],
+      }),
+    );
+    const connections = await ok<{ current: number; series: { opened: number; closed: number }[] }>(
+      call(app, admin, 'GET', '/admin/analytics/connections'),
+    );
+    const totals = connections.series.reduce(
+      (sum, row) => ({ opened: sum.opened + row.opened, closed: sum.closed + row.closed }),
+      { opened: 0, closed: 0 },
+    );
+    expect(totals.opened).toBeGreaterThanOrEqual(1);
+    expect(totals.closed).toBeGreaterThanOrEqual(1);
+    expect(connections.current).toBe(0);
+  });
+
+  it('checks the range and who asks', async () => {
+    const { app } = listening;
+    const now = Date.now();
+    expectValidation(
+      await call(app, admin, 'GET', '/admin/analytics/errors', undefined, {
+        from: new Date(now).toISOString(),
+        to: new Date(now - HOUR).toISOString(),
+      }),
+      'from',
+    );
+    expectValidation(
+      await call(app, admin, 'GET', '/admin/analytics/errors', undefined, {
+        bucket: 'minute',
+        from: new Date(now - 3 * DAY).toISOString(),
+      }),
+      'bucket',
+    );
+    expectValidation(
+      await call(app, admin, 'GET', '/admin/analytics/connections', undefined, { bucket: 'week' }),
+      'bucket',
+    );
+    expectError(await call(app, member, 'GET', '/admin/analytics/errors'), 403, 'FORBIDDEN');
+  });
+});
