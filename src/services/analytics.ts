@@ -110,25 +110,36 @@ export class AnalyticsService {
     });
   }
 
+  /** Adds a change at `at` to its minute, hour and day buckets. */
   private add(
     series: string,
     at: Date,
     change: { counts?: [string, number][]; peaks?: [string, number][] },
   ): void {
     for (const granularity of ['minute', 'hour', 'day'] as const) {
-      const start = bucketStart(at, granularity);
-      const id = `${series}|${granularity}|${start.getTime()}`;
-      let bucket = this.pending.get(id);
-      if (!bucket) {
-        if (this.pending.size >= MAX_PENDING) return;
-        bucket = { series, granularity, start, counts: new Map(), peaks: new Map() };
-        this.pending.set(id, bucket);
-      }
-      for (const [name, value] of change.counts ?? [])
-        bucket.counts.set(name, (bucket.counts.get(name) ?? 0) + value);
-      for (const [name, value] of change.peaks ?? [])
-        bucket.peaks.set(name, Math.max(bucket.peaks.get(name) ?? 0, value));
+      this.merge({
+        series,
+        granularity,
+        start: bucketStart(at, granularity),
+        counts: new Map(change.counts),
+        peaks: new Map(change.peaks),
+      });
     }
+  }
+
+  /** Merges a change into the pending one of the same bucket (dropped past MAX_PENDING buckets). */
+  private merge(change: BucketChange): void {
+    const id = `${change.series}|${change.granularity}|${change.start.getTime()}`;
+    let bucket = this.pending.get(id);
+    if (!bucket) {
+      if (this.pending.size >= MAX_PENDING) return;
+      bucket = { ...change, counts: new Map(), peaks: new Map() };
+      this.pending.set(id, bucket);
+    }
+    for (const [name, value] of change.counts)
+      bucket.counts.set(name, (bucket.counts.get(name) ?? 0) + value);
+    for (const [name, value] of change.peaks)
+      bucket.peaks.set(name, Math.max(bucket.peaks.get(name) ?? 0, value));
   }
 
   /**
@@ -148,12 +159,8 @@ export class AnalyticsService {
         failed.push(bucket);
       }
     }
-    for (const bucket of failed) {
-      for (const [name, value] of bucket.counts)
-        this.add(bucket.series, bucket.start, { counts: [[name, value]] });
-      for (const [name, value] of bucket.peaks)
-        this.add(bucket.series, bucket.start, { peaks: [[name, value]] });
-    }
+    // Back into the same buckets (not through add(): that would count them again at every granularity).
+    for (const bucket of failed) this.merge(bucket);
     for (const group of groups.values()) {
       try {
         await this.deps.analytics.noteErrorGroup(group);

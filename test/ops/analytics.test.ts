@@ -1,6 +1,7 @@
 // Analytics: counters written as minute, hour and day buckets per instance, summed back over a range;
 // error groups with first and last sighting and a sample request id; connections; retention; the routes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AnalyticsRepository } from '../../src/repositories/analytics.js';
 import { AnalyticsService } from '../../src/services/analytics.js';
 import { call, ok, person, type Person } from '../conversations/fixtures.js';
@@ -73,6 +74,41 @@ describe('AnalyticsService', () => {
     expect(minutes.series.map((row) => row.count)).toEqual([1, 2]);
     const daily = await a.errors(ADMIN_ACTOR, { ...range, bucket: 'day' });
     expect(daily.series).toEqual([{ start: '2026-03-10T00:00:00.000Z', count: 4 }]);
+  });
+
+  it('keeps what it could not write and writes it once when the database is back', async () => {
+    const client = new MongoClient(inject('mongoUrl'));
+    await client.connect();
+    const clock = { now: at(20 * DAY) };
+    const analytics = new AnalyticsService({
+      analytics: new AnalyticsRepository(client.db(listening.testApp.databaseName)),
+      instance: 'instance-e',
+      retentionDays: 90,
+      currentSockets: () => 0,
+      now: () => clock.now,
+    });
+    try {
+      analytics.recordError('INTERNAL_ERROR', '/api/v2/messages', 'req-6');
+      await client.close(); // the database is gone for this writer
+      await expect(analytics.flush()).rejects.toThrow(/kept for the next flush/);
+      analytics.recordError('INTERNAL_ERROR', '/api/v2/messages', 'req-7');
+      await client.connect();
+      await analytics.flush();
+      const range = { from: at(20 * DAY - HOUR), to: at(20 * DAY + HOUR) };
+      for (const bucket of ['minute', 'hour', 'day'] as const) {
+        const report = await analytics.errors(ADMIN_ACTOR, {
+          ...range,
+          from: bucket === 'day' ? at(19 * DAY) : range.from,
+          bucket,
+        });
+        expect(
+          report.groups.map((group) => group.count),
+          bucket,
+        ).toEqual([2]);
+      }
+    } finally {
+      await client.close();
+    }
   });
 
   it('counts connections: opened, closed, the peak and the average session', async () => {
