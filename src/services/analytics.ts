@@ -165,7 +165,10 @@ export class AnalyticsService {
       try {
         await this.deps.analytics.noteErrorGroup(group);
       } catch {
-        if (!this.pendingGroups.has(group._id)) this.pendingGroups.set(group._id, group);
+        const newer = this.pendingGroups.get(group._id);
+        if (newer)
+          newer.first_seen = group.first_seen; // the failed batch came first
+        else this.pendingGroups.set(group._id, group);
       }
     }
     if (failed.length)
