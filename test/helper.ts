@@ -58,6 +58,8 @@ export function testConfigOverrides(
     auth: { secret_key: TEST_SECRET },
     database: { url: inject('mongoUrl'), name: databaseName, timeout_ms: 1500 },
     logging: { dir: logDir, console: 'off', level: 'info' },
+    // Uploads of a test go with its logs (removed on close), never into the repository's uploads/.
+    files: { upload_path: path.join(logDir, 'uploads') },
     monitoring: { health_check_interval_s: 0.2 },
   };
   const overrides: Overrides = { ...base };

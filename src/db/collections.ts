@@ -24,6 +24,8 @@ export const COLLECTIONS = {
   analyticsBuckets: 'analytics_buckets',
   /** One document per error code and route: first and last seen, a sample request id. */
   analyticsErrors: 'analytics_errors',
+  /** Who was active each day (senders and connectors), one document per day and instance. */
+  analyticsActive: 'analytics_active',
 } as const;
 
 export interface IndexDeclaration {
@@ -130,6 +132,7 @@ export const INDEXES: readonly IndexDeclaration[] = [
     key: { granularity: 1, start: 1 },
     options: { name: 'analytics_retention' },
   },
+  { collection: COLLECTIONS.analyticsActive, key: { day: 1 }, options: { name: 'analytics_active_day' } },
   // Files: one user's stored bytes (quota), and uploads never attached (the orphan sweep).
   {
     collection: COLLECTIONS.files,

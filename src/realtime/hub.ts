@@ -32,7 +32,7 @@ class ConnectedUser {
 }
 
 export interface ConnectionObserver {
-  opened(openSockets: number): void;
+  opened(openSockets: number, userId: string): void;
   closed(durationMs: number): void;
 }
 
@@ -133,7 +133,7 @@ export class Hub {
       if (recipient instanceof SocketConnection) {
         this.socketCount += 1;
         this.openedAt.set(recipient, Date.now());
-        this.connectionObserver?.opened(this.socketCount);
+        this.connectionObserver?.opened(this.socketCount, userId);
       } else this.pollCount += 1;
     }
     this.forgetIfUnused(userId, user);

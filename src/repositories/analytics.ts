@@ -31,6 +31,15 @@ export interface ErrorGroupDoc {
   sample_request_id: string;
 }
 
+export interface ActiveUsersDoc {
+  /** "<day ISO>|<instance>" */
+  _id: string;
+  day: Date;
+  instance: string;
+  senders: string[];
+  connectors: string[];
+}
+
 export interface BucketChange {
   series: string;
   granularity: Granularity;
@@ -51,10 +60,12 @@ export function fromFieldKey(key: string): string {
 export class AnalyticsRepository {
   private readonly buckets: Collection<BucketDoc>;
   private readonly groups: Collection<ErrorGroupDoc>;
+  private readonly active: Collection<ActiveUsersDoc>;
 
   constructor(db: Db) {
     this.buckets = db.collection<BucketDoc>(COLLECTIONS.analyticsBuckets);
     this.groups = db.collection<ErrorGroupDoc>(COLLECTIONS.analyticsErrors);
+    this.active = db.collection<ActiveUsersDoc>(COLLECTIONS.analyticsActive);
   }
 
   async addToBucket(change: BucketChange, instance: string): Promise<void> {
@@ -103,6 +114,30 @@ export class AnalyticsRepository {
 
   errorGroups(ids: readonly string[]): Promise<ErrorGroupDoc[]> {
     return ids.length ? this.groups.find({ _id: { $in: [...ids] } }).toArray() : Promise.resolve([]);
+  }
+
+  async addActiveUsers(
+    day: Date,
+    instance: string,
+    users: { senders: readonly string[]; connectors: readonly string[] },
+  ): Promise<void> {
+    await this.active.updateOne(
+      { _id: `${day.toISOString()}|${instance}` },
+      {
+        $addToSet: { senders: { $each: [...users.senders] }, connectors: { $each: [...users.connectors] } },
+        $setOnInsert: { day, instance },
+      },
+      { upsert: true },
+    );
+  }
+
+  /** Every instance's active-user documents for the days in [from, to). */
+  activeUsersBetween(from: Date, to: Date): Promise<ActiveUsersDoc[]> {
+    return this.active.find({ day: { $gte: from, $lt: to } }).toArray();
+  }
+
+  async deleteActiveUsersBefore(before: Date): Promise<number> {
+    return (await this.active.deleteMany({ day: { $lt: before } })).deletedCount;
   }
 
   /** Removes buckets of a granularity that started before `before`; returns how many. */

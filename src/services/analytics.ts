@@ -4,8 +4,10 @@
 // Old buckets are removed by granularity: minutes after 2 days, hours after 30, days after
 // ANALYTICS_RETENTION_DAYS.
 //
-// Series so far: `errors` (error responses by code and route, with first and last sighting and a sample
-// request id) and `connections` (sockets opened and closed, total open time, the most open at once).
+// Series: `errors` (error responses by code and route, with first and last sighting and a sample request
+// id), `connections` (sockets opened and closed, total open time, the most open at once) and `activity`
+// (messages by channel kind and by channel, uploads and their bytes). Who was active each day (senders
+// and connectors) is kept as sets of user ids, one document per day and instance.
 import { assertCan, type Actor } from '../auth/permissions.js';
 import {
   fromFieldKey,
@@ -25,6 +27,7 @@ const DAY_MS = GRANULARITY_MS.day;
 const KEEP_MS = { minute: 2 * DAY_MS, hour: 30 * DAY_MS };
 /** Pending changes beyond this many buckets are dropped while the database is away (memory stays bounded). */
 const MAX_PENDING = 10_000;
+const TOP_CHANNELS = 10;
 
 export interface ErrorGroup {
   code: string;
@@ -41,6 +44,27 @@ export interface ErrorsReport {
   bucket: Granularity;
   series: { start: string; count: number }[];
   groups: ErrorGroup[];
+}
+
+export interface ActivityReport {
+  from: string;
+  to: string;
+  bucket: Granularity;
+  series: {
+    start: string;
+    /** By channel kind: direct, group, department, public. */
+    messages: Record<string, number>;
+    uploads: number;
+    upload_bytes: number;
+  }[];
+  /** The channels with the most messages over the range, most first (at most 10). */
+  top_channels: { channel_id: string; messages: number }[];
+  active_users: {
+    /** Distinct users per day: who sent, who connected, either. */
+    daily: { day: string; senders: number; connectors: number; users: number }[];
+    /** Distinct users over the 7 days up to `to`. */
+    weekly: { from: string; to: string; users: number };
+  };
 }
 
 export interface ConnectionsReport {
@@ -60,6 +84,8 @@ function bucketStart(at: Date, granularity: Granularity): Date {
 export class AnalyticsService {
   private pending = new Map<string, BucketChange>();
   private pendingGroups = new Map<string, ErrorGroupDoc>();
+  /** Users active per day (by the day's start in ms), not yet written. */
+  private pendingActive = new Map<number, { senders: Set<string>; connectors: Set<string> }>();
 
   constructor(
     private readonly deps: {
@@ -97,8 +123,40 @@ export class AnalyticsService {
     }
   }
 
-  connectionOpened(openSockets: number): void {
-    this.add('connections', this.now(), { counts: [['opened', 1]], peaks: [['sockets', openSockets]] });
+  connectionOpened(openSockets: number, userId?: string): void {
+    const at = this.now();
+    this.add('connections', at, { counts: [['opened', 1]], peaks: [['sockets', openSockets]] });
+    if (userId) this.activeOn(at).connectors.add(userId);
+  }
+
+  recordMessage(channelKind: string, channelId: string, senderId: string): void {
+    const at = this.now();
+    this.add('activity', at, {
+      counts: [
+        [`messages ${channelKind}`, 1],
+        [`channel ${channelId}`, 1],
+      ],
+    });
+    this.activeOn(at).senders.add(senderId);
+  }
+
+  recordUpload(bytes: number): void {
+    this.add('activity', this.now(), {
+      counts: [
+        ['uploads', 1],
+        ['upload_bytes', bytes],
+      ],
+    });
+  }
+
+  private activeOn(at: Date): { senders: Set<string>; connectors: Set<string> } {
+    const day = bucketStart(at, 'day').getTime();
+    let users = this.pendingActive.get(day);
+    if (!users) {
+      users = { senders: new Set(), connectors: new Set() };
+      this.pendingActive.set(day, users);
+    }
+    return users;
   }
 
   connectionClosed(durationMs: number): void {
@@ -171,6 +229,20 @@ export class AnalyticsService {
         else this.pendingGroups.set(group._id, group);
       }
     }
+    const active = this.pendingActive;
+    this.pendingActive = new Map();
+    for (const [day, users] of active) {
+      try {
+        await this.deps.analytics.addActiveUsers(new Date(day), this.deps.instance, {
+          senders: [...users.senders],
+          connectors: [...users.connectors],
+        });
+      } catch {
+        const kept = this.activeOn(new Date(day));
+        for (const id of users.senders) kept.senders.add(id);
+        for (const id of users.connectors) kept.connectors.add(id);
+      }
+    }
     if (failed.length)
       throw new Error(`${failed.length} analytics buckets not written; kept for the next flush`);
   }
@@ -181,7 +253,11 @@ export class AnalyticsService {
     return (
       (await this.deps.analytics.deleteBucketsBefore('minute', new Date(now - KEEP_MS.minute))) +
       (await this.deps.analytics.deleteBucketsBefore('hour', new Date(now - KEEP_MS.hour))) +
-      (await this.deps.analytics.deleteBucketsBefore('day', new Date(now - this.deps.retentionDays * DAY_MS)))
+      (await this.deps.analytics.deleteBucketsBefore(
+        'day',
+        new Date(now - this.deps.retentionDays * DAY_MS),
+      )) +
+      (await this.deps.analytics.deleteActiveUsersBefore(new Date(now - this.deps.retentionDays * DAY_MS)))
     );
   }
 
@@ -226,6 +302,68 @@ export class AnalyticsService {
     };
   }
 
+  async activity(
+    actor: Actor,
+    range: { from: Date; to: Date; bucket: Granularity },
+  ): Promise<ActivityReport> {
+    assertCan(actor, 'analytics.read');
+    const from = bucketStart(range.from, range.bucket);
+    const buckets = await this.deps.analytics.bucketsBetween('activity', range.bucket, from, range.to);
+    const perStart = new Map<number, ActivityReport['series'][number]>();
+    const perChannel = new Map<string, number>();
+    for (const bucket of buckets) {
+      const start = bucket.start.getTime();
+      let row = perStart.get(start);
+      if (!row) {
+        row = { start: bucket.start.toISOString(), messages: {}, uploads: 0, upload_bytes: 0 };
+        perStart.set(start, row);
+      }
+      for (const [key, count] of Object.entries(bucket.counts)) {
+        const [kind, name] = splitCounter(fromFieldKey(key));
+        if (kind === 'messages') row.messages[name] = (row.messages[name] ?? 0) + count;
+        else if (kind === 'channel') perChannel.set(name, (perChannel.get(name) ?? 0) + count);
+        else if (kind === 'uploads') row.uploads += count;
+        else if (kind === 'upload_bytes') row.upload_bytes += count;
+      }
+    }
+    const weekFrom = new Date(bucketStart(range.to, 'day').getTime() - 6 * DAY_MS);
+    const days = await this.deps.analytics.activeUsersBetween(
+      new Date(Math.min(bucketStart(range.from, 'day').getTime(), weekFrom.getTime())),
+      range.to,
+    );
+    const perDay = new Map<number, { senders: Set<string>; connectors: Set<string> }>();
+    const week = new Set<string>();
+    for (const doc of days) {
+      const day = doc.day.getTime();
+      if (day >= bucketStart(range.from, 'day').getTime()) {
+        const users = perDay.get(day) ?? { senders: new Set<string>(), connectors: new Set<string>() };
+        for (const id of doc.senders) users.senders.add(id);
+        for (const id of doc.connectors) users.connectors.add(id);
+        perDay.set(day, users);
+      }
+      if (day >= weekFrom.getTime()) for (const id of [...doc.senders, ...doc.connectors]) week.add(id);
+    }
+    return {
+      ...describe(range),
+      series: [...perStart].sort(([a], [b]) => a - b).map(([, row]) => row),
+      top_channels: [...perChannel]
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .slice(0, TOP_CHANNELS)
+        .map(([channel_id, messages]) => ({ channel_id, messages })),
+      active_users: {
+        daily: [...perDay]
+          .sort(([a], [b]) => a - b)
+          .map(([day, users]) => ({
+            day: new Date(day).toISOString(),
+            senders: users.senders.size,
+            connectors: users.connectors.size,
+            users: new Set([...users.senders, ...users.connectors]).size,
+          })),
+        weekly: { from: weekFrom.toISOString(), to: range.to.toISOString(), users: week.size },
+      },
+    };
+  }
+
   async connections(
     actor: Actor,
     range: { from: Date; to: Date; bucket: Granularity },
@@ -258,6 +396,12 @@ export class AnalyticsService {
         })),
     };
   }
+}
+
+/** "messages group" → ["messages", "group"]; "uploads" → ["uploads", ""]. */
+function splitCounter(counter: string): [string, string] {
+  const space = counter.indexOf(' ');
+  return space < 0 ? [counter, ''] : [counter.slice(0, space), counter.slice(space + 1)];
 }
 
 function describe(range: { from: Date; to: Date; bucket: Granularity }) {

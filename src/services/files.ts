@@ -113,6 +113,7 @@ export class FilesService implements AttachmentSource {
   private readonly usage = new Map<string, { bytes: number; readAt: number }>();
   /** Counts uploads and deletes, to tell whether one happened during a usage read. */
   private usageChanges = 0;
+  private storedListener: ((file: { uploaderId: string; size: number }) => void) | null = null;
 
   constructor(
     private readonly deps: {
@@ -128,6 +129,11 @@ export class FilesService implements AttachmentSource {
   ) {
     this.uploadsPerHour = new SlidingWindowLimiter(deps.config.rate_limit.file_uploads_per_hour, HOUR_MS);
     this.urlFor = this.urlFor.bind(this);
+  }
+
+  /** Told of every file stored (the analytics count uploads and bytes). */
+  onStored(listener: (file: { uploaderId: string; size: number }) => void): void {
+    this.storedListener = listener;
   }
 
   toPublic(file: FileDoc): PublicFile {
@@ -235,6 +241,7 @@ export class FilesService implements AttachmentSource {
       }
       stored = true;
       this.usageChanged(principal.id, doc.file_size);
+      this.storedListener?.({ uploaderId: principal.id, size: doc.file_size });
       return this.toPublic(doc);
     } finally {
       if (reservedBytes) this.reserve(principal.id, -reservedBytes);

@@ -404,6 +404,7 @@ Object.assign(TABLE, {
   // Open like health unless METRICS_TOKEN is set (test/ops/metrics.test.ts covers the token).
   'GET /api/v2/metrics': { expect: everyone(200) },
   'GET /api/v2/admin/config': { expect: adminOnly(200) },
+  'GET /api/v2/admin/analytics/activity': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/errors': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/connections': { expect: adminOnly(200) },
   'GET /api/v2/admin/logs': { expect: adminOnly(200) },

@@ -4,7 +4,8 @@ import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AnalyticsRepository } from '../../src/repositories/analytics.js';
 import { AnalyticsService } from '../../src/services/analytics.js';
-import { call, ok, person, type Person } from '../conversations/fixtures.js';
+import { call, createChannel, ok, person, type Person } from '../conversations/fixtures.js';
+import { upload } from '../files/fixtures.js';
 import { expectError, expectValidation } from '../identity/fixtures.js';
 import { connect } from '../realtime/client.js';
 import { startListening, type ListeningApp } from '../realtime/fixtures.js';
@@ -129,6 +130,47 @@ describe('AnalyticsService', () => {
     ]);
   });
 
+  it('counts activity: messages by kind, top channels, uploads, daily and weekly active users', async () => {
+    const clock = { now: at(40 * DAY) };
+    const a = service('instance-f', clock);
+    const b = service('instance-g', clock);
+    a.recordMessage('group', 'channel-1', 'alice');
+    a.recordMessage('group', 'channel-1', 'alice');
+    b.recordMessage('direct', 'channel-2', 'bob');
+    a.recordUpload(1000);
+    b.connectionOpened(1, 'carol');
+    clock.now = at(42 * DAY); // two days later: a new day, same week
+    a.recordMessage('public', 'channel-3', 'dave');
+    b.connectionOpened(1, 'alice');
+    await a.flush();
+    await b.flush();
+    const report = await a.activity(ADMIN_ACTOR, {
+      from: at(40 * DAY - HOUR),
+      to: at(42 * DAY + HOUR),
+      bucket: 'day',
+    });
+    expect(report.series).toEqual([
+      {
+        start: '2026-04-19T00:00:00.000Z',
+        messages: { group: 2, direct: 1 },
+        uploads: 1,
+        upload_bytes: 1000,
+      },
+      { start: '2026-04-21T00:00:00.000Z', messages: { public: 1 }, uploads: 0, upload_bytes: 0 },
+    ]);
+    expect(report.top_channels).toEqual([
+      { channel_id: 'channel-1', messages: 2 },
+      { channel_id: 'channel-2', messages: 1 },
+      { channel_id: 'channel-3', messages: 1 },
+    ]);
+    expect(report.active_users.daily).toEqual([
+      { day: '2026-04-19T00:00:00.000Z', senders: 2, connectors: 1, users: 3 },
+      { day: '2026-04-21T00:00:00.000Z', senders: 1, connectors: 1, users: 2 },
+    ]);
+    // alice, bob, carol, dave: each counted once over the week.
+    expect(report.active_users.weekly.users).toBe(4);
+  });
+
   it('removes minute buckets after 2 days, hours after 30, days after the retention', async () => {
     const clock = { now: at(100 * DAY) };
     const analytics = service('instance-d', clock, 60);
@@ -160,6 +202,10 @@ describe('GET /admin/analytics/errors and /connections', () => {
     const { app, port } = listening;
     const refused = await call(app, member, 'GET', '/channels/no-such-channel');
     expectError(refused, 404, 'CHANNEL_NOT_FOUND');
+    const channelId = (await createChannel(app, member, { name: `analytics-${Date.now()}`, kind: 'group' }))
+      .id;
+    await ok(call(app, member, 'POST', '/messages', { channel_id: channelId, content: 'counted' }), 201);
+    await upload(app, member, 'counted.txt', 'counted bytes');
     const socket = await connect(port, member);
     await socket.close();
     await new Promise((resolve) => setTimeout(resolve, 100)); // the server sees the close
@@ -180,6 +226,19 @@ describe('GET /admin/analytics/errors and /connections', () => {
         sample_request_id: refused.headers['x-request-id'],
       }),
     );
+    const activity = await ok<{
+      series: { messages: Record<string, number>; uploads: number }[];
+      top_channels: { channel_id: string }[];
+      active_users: { daily: { senders: number; connectors: number }[] };
+    }>(call(app, admin, 'GET', '/admin/analytics/activity'));
+    expect(activity.series.reduce((sum, row) => sum + (row.messages.group ?? 0), 0)).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(activity.series.reduce((sum, row) => sum + row.uploads, 0)).toBeGreaterThanOrEqual(1);
+    expect(activity.top_channels.map((row) => row.channel_id)).toContain(channelId);
+    expect(activity.active_users.daily.at(-1)!.senders).toBeGreaterThanOrEqual(1);
+    expect(activity.active_users.daily.at(-1)!.connectors).toBeGreaterThanOrEqual(1);
+
     const connections = await ok<{ current: number; series: { opened: number; closed: number }[] }>(
       call(app, admin, 'GET', '/admin/analytics/connections'),
     );

@@ -1,5 +1,6 @@
-// Analytics (services/analytics.ts) as a shared dependency: fed by error responses and by the hub's
-// sockets, written every FLUSH_INTERVAL_MS, old buckets swept hourly. Off with MONITORING_ENABLED=false.
+// Analytics (services/analytics.ts) as a shared dependency: fed by error responses, the hub's sockets,
+// the messages the services publish and the files stored; written every FLUSH_INTERVAL_MS, old buckets
+// swept hourly. Off with MONITORING_ENABLED=false.
 import fp from 'fastify-plugin';
 import { AnalyticsRepository } from '../../repositories/analytics.js';
 import { AnalyticsService } from '../../services/analytics.js';
@@ -35,8 +36,13 @@ export default fp(
         analytics.recordError(request.errorCode, request.routeOptions.url ?? 'unmatched', request.id);
       done();
     });
+    const unsubscribe = fastify.events.subscribe((event) => {
+      if (event.type !== 'chat_message' && event.type !== 'personal_message') return;
+      analytics.recordMessage(String(event.channel_kind), String(event.channel_id), String(event.sender_id));
+    });
+    fastify.files.onStored((file) => analytics.recordUpload(file.size));
     hub.observeConnections({
-      opened: (openSockets) => analytics.connectionOpened(openSockets),
+      opened: (openSockets, userId) => analytics.connectionOpened(openSockets, userId),
       closed: (durationMs) => analytics.connectionClosed(durationMs),
     });
 
@@ -56,11 +62,12 @@ export default fp(
     }, SWEEP_INTERVAL_MS);
     sweepTimer.unref();
     fastify.addHook('onClose', async () => {
+      unsubscribe();
       clearInterval(flushTimer);
       clearInterval(sweepTimer);
       await flushing;
       if (fastify.database.isReady) await flush(); // what was counted since the last flush
     });
   },
-  { name: 'analytics', dependencies: ['database', 'realtime'] },
+  { name: 'analytics', dependencies: ['database', 'services', 'files', 'realtime'] },
 );

@@ -1,4 +1,4 @@
-// /api/v2/admin/analytics/errors and /connections: counters over a time range, in minute, hour or day
+// /api/v2/admin/analytics/activity, /errors and /connections: counters over a time range, in minute, hour or day
 // buckets (admins only; the analytics service checks the permission). Not registered when
 // MONITORING_ENABLED=false.
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
@@ -39,6 +39,29 @@ const errorsResponse = z
   })
   .meta({ id: 'ErrorAnalytics' });
 
+const activityResponse = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    bucket: z.enum(['minute', 'hour', 'day']),
+    series: z.array(
+      z.object({
+        start: z.string(),
+        messages: z.record(z.string(), z.number()).describe('By channel kind'),
+        uploads: z.number(),
+        upload_bytes: z.number(),
+      }),
+    ),
+    top_channels: z.array(z.object({ channel_id: z.string(), messages: z.number() })),
+    active_users: z.object({
+      daily: z.array(
+        z.object({ day: z.string(), senders: z.number(), connectors: z.number(), users: z.number() }),
+      ),
+      weekly: z.object({ from: z.string(), to: z.string(), users: z.number() }),
+    }),
+  })
+  .meta({ id: 'ActivityAnalytics' });
+
 const connectionsResponse = z
   .object({
     from: z.string(),
@@ -78,6 +101,20 @@ const analyticsRoutes: FastifyPluginAsyncZod = async (fastify) => {
   if (!analytics) return;
   const security = [{ bearer: [] }];
   const tags = ['admin'];
+
+  fastify.get(
+    '/admin/analytics/activity',
+    {
+      schema: {
+        tags,
+        summary: 'Messages by channel kind, uploads, top channels, daily and weekly active users',
+        security,
+        querystring: rangeQuery,
+        response: { 200: activityResponse, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => analytics.activity(request.principal, rangeOf(request.query)),
+  );
 
   fastify.get(
     '/admin/analytics/errors',
