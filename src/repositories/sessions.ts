@@ -63,6 +63,11 @@ export class SessionsRepository {
     );
   }
 
+  /** How many sessions of the user are neither revoked nor expired at `now`. */
+  countOpen(userId: string, now: Date): Promise<number> {
+    return this.sessions.countDocuments({ user_id: userId, revoked_at: null, expires_at: { $gt: now } });
+  }
+
   /** The ids of a user's open sessions, except `keep`. */
   async openIdsOfUser(userId: string, keep?: string): Promise<string[]> {
     const filter = { user_id: userId, revoked_at: null, ...(keep ? { _id: { $ne: keep } } : {}) };

@@ -67,6 +67,17 @@ export interface ActivityReport {
   };
 }
 
+export interface UserActivity {
+  user_id: string;
+  name: string | null;
+  email: string | null;
+  last_seen_at: string | null;
+  /** Messages sent in the range (by whole days). */
+  messages_sent: number;
+  /** Sessions open now. */
+  open_sessions: number;
+}
+
 export interface ConnectionsReport {
   from: string;
   to: string;
@@ -93,6 +104,15 @@ export class AnalyticsService {
       instance: string;
       retentionDays: number;
       currentSockets(): number;
+      /** Names, last sighting and open sessions of users, for the per-user report. */
+      people?: {
+        users: {
+          findByIds(
+            ids: readonly string[],
+          ): Promise<{ _id: string; name: string; email: string; last_seen_at: Date | null }[]>;
+        };
+        sessions: { countOpen(userId: string, now: Date): Promise<number> };
+      };
       now?: () => Date;
     },
   ) {}
@@ -138,6 +158,14 @@ export class AnalyticsService {
       ],
     });
     this.activeOn(at).senders.add(senderId);
+    // Per sender, by day only: minute buckets of every sender would be many documents for little use.
+    this.merge({
+      series: 'senders',
+      granularity: 'day',
+      start: bucketStart(at, 'day'),
+      counts: new Map([[senderId, 1]]),
+      peaks: new Map(),
+    });
   }
 
   recordUpload(bytes: number): void {
@@ -362,6 +390,41 @@ export class AnalyticsService {
         weekly: { from: weekFrom.toISOString(), to: range.to.toISOString(), users: week.size },
       },
     };
+  }
+
+  /** The users who sent the most messages over the days of the range (at most `limit`): never content. */
+  async users(
+    actor: Actor,
+    range: { from: Date; to: Date; limit: number },
+  ): Promise<{ from: string; to: string; users: UserActivity[] }> {
+    assertCan(actor, 'analytics.read');
+    const from = bucketStart(range.from, 'day');
+    const buckets = await this.deps.analytics.bucketsBetween('senders', 'day', from, range.to);
+    const sent = new Map<string, number>();
+    for (const bucket of buckets) {
+      for (const [key, count] of Object.entries(bucket.counts)) {
+        const userId = fromFieldKey(key);
+        sent.set(userId, (sent.get(userId) ?? 0) + count);
+      }
+    }
+    const top = [...sent].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, range.limit);
+    const people = this.deps.people;
+    const docs = people ? await people.users.findByIds(top.map(([id]) => id)) : [];
+    const byId = new Map(docs.map((doc) => [doc._id, doc]));
+    const now = this.now();
+    const users: UserActivity[] = [];
+    for (const [userId, messages] of top) {
+      const doc = byId.get(userId);
+      users.push({
+        user_id: userId,
+        name: doc?.name ?? null,
+        email: doc?.email ?? null,
+        last_seen_at: doc?.last_seen_at?.toISOString() ?? null,
+        messages_sent: messages,
+        open_sessions: people ? await people.sessions.countOpen(userId, now) : 0,
+      });
+    }
+    return { from: from.toISOString(), to: range.to.toISOString(), users };
   }
 
   async connections(

@@ -406,6 +406,7 @@ Object.assign(TABLE, {
   'GET /api/v2/admin/config': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/activity': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/errors': { expect: adminOnly(200) },
+  'GET /api/v2/admin/analytics/users': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/connections': { expect: adminOnly(200) },
   'GET /api/v2/admin/logs': { expect: adminOnly(200) },
   'GET /api/v2/admin/logs/:name': {

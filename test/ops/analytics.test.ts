@@ -169,6 +169,12 @@ describe('AnalyticsService', () => {
     ]);
     // alice, bob, carol, dave: each counted once over the week.
     expect(report.active_users.weekly.users).toBe(4);
+    // Per sender, over whole days; this service has no user directory, so no names.
+    const people = await a.users(ADMIN_ACTOR, { from: at(40 * DAY), to: at(43 * DAY), limit: 2 });
+    expect(people.users.map((user) => [user.user_id, user.messages_sent])).toEqual([
+      ['alice', 2],
+      ['bob', 1],
+    ]);
   });
 
   it('removes minute buckets after 2 days, hours after 30, days after the retention', async () => {
@@ -238,6 +244,15 @@ describe('GET /admin/analytics/errors and /connections', () => {
     expect(activity.top_channels.map((row) => row.channel_id)).toContain(channelId);
     expect(activity.active_users.daily.at(-1)!.senders).toBeGreaterThanOrEqual(1);
     expect(activity.active_users.daily.at(-1)!.connectors).toBeGreaterThanOrEqual(1);
+
+    const people = await ok<{
+      users: { user_id: string; name: string; messages_sent: number; open_sessions: number }[];
+    }>(call(app, admin, 'GET', '/admin/analytics/users'));
+    expect(people.users).toContainEqual(
+      expect.objectContaining({ user_id: member.id, name: member.name, messages_sent: 1 }),
+    );
+    expect(people.users.find((user) => user.user_id === member.id)!.open_sessions).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(people)).not.toContain('counted'); // never content
 
     const connections = await ok<{ current: number; series: { opened: number; closed: number }[] }>(
       call(app, admin, 'GET', '/admin/analytics/connections'),

@@ -3,6 +3,8 @@
 // swept hourly. Off with MONITORING_ENABLED=false.
 import fp from 'fastify-plugin';
 import { AnalyticsRepository } from '../../repositories/analytics.js';
+import { SessionsRepository } from '../../repositories/sessions.js';
+import { UsersRepository } from '../../repositories/users.js';
 import { AnalyticsService } from '../../services/analytics.js';
 
 const FLUSH_INTERVAL_MS = 10_000;
@@ -28,6 +30,7 @@ export default fp(
       instance: cluster.instanceId,
       retentionDays: monitoring.analytics_retention_days,
       currentSockets: () => hub.stats().sockets,
+      people: { users: new UsersRepository(fastify.db), sessions: new SessionsRepository(fastify.db) },
     });
     fastify.decorate('analytics', analytics);
 

@@ -1,4 +1,4 @@
-// /api/v2/admin/analytics/activity, /errors and /connections: counters over a time range, in minute, hour or day
+// /api/v2/admin/analytics/activity, /errors, /connections and /users: counters over a time range, in minute, hour or day
 // buckets (admins only; the analytics service checks the permission). Not registered when
 // MONITORING_ENABLED=false.
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
@@ -61,6 +61,32 @@ const activityResponse = z
     }),
   })
   .meta({ id: 'ActivityAnalytics' });
+
+const usersQuery = z.strictObject({
+  from: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .describe('Start (default: 7 days before `to`); whole days'),
+  to: z.iso.datetime({ offset: true }).optional().describe('End, exclusive (default: now)'),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});
+
+const usersResponse = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    users: z.array(
+      z.object({
+        user_id: z.string(),
+        name: z.string().nullable(),
+        email: z.string().nullable(),
+        last_seen_at: z.string().nullable(),
+        messages_sent: z.number(),
+        open_sessions: z.number(),
+      }),
+    ),
+  })
+  .meta({ id: 'UserAnalytics' });
 
 const connectionsResponse = z
   .object({
@@ -128,6 +154,31 @@ const analyticsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     async (request) => analytics.errors(request.principal, rangeOf(request.query)),
+  );
+
+  fastify.get(
+    '/admin/analytics/users',
+    {
+      schema: {
+        tags,
+        summary: 'Per-user activity: messages sent in the range, last seen, open sessions (never content)',
+        security,
+        querystring: usersQuery,
+        response: { 200: usersResponse, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const to = request.query.to ? new Date(request.query.to) : new Date();
+      const from = request.query.from
+        ? new Date(request.query.from)
+        : new Date(to.getTime() - 7 * GRANULARITY_MS.day);
+      if (from >= to)
+        throw validationError('from must be before to', [{ path: 'from', message: 'must be before to' }]);
+      if (to.getTime() - from.getTime() > MAX_RANGE_MS.day) {
+        throw validationError('The range is too long', [{ path: 'from', message: 'at most 400 days' }]);
+      }
+      return analytics.users(request.principal, { from, to, limit: request.query.limit });
+    },
   );
 
   fastify.get(
