@@ -87,6 +87,12 @@ export interface ConnectionsReport {
   series: { start: string; opened: number; closed: number; peak: number; average_session_s: number | null }[];
 }
 
+/** Counts to add and peaks to raise, as pairs (what is recorded) or maps (a pending bucket). */
+interface Change {
+  counts?: Iterable<[string, number]>;
+  peaks?: Iterable<[string, number]>;
+}
+
 function bucketStart(at: Date, granularity: Granularity): Date {
   const size = GRANULARITY_MS[granularity];
   return new Date(Math.floor(at.getTime() / size) * size);
@@ -159,13 +165,7 @@ export class AnalyticsService {
     });
     this.activeOn(at).senders.add(senderId);
     // Per sender, by day only: minute buckets of every sender would be many documents for little use.
-    this.merge({
-      series: 'senders',
-      granularity: 'day',
-      start: bucketStart(at, 'day'),
-      counts: new Map([[senderId, 1]]),
-      peaks: new Map(),
-    });
+    this.merge('senders', 'day', bucketStart(at, 'day'), { counts: [[senderId, 1]] });
   }
 
   recordUpload(bytes: number): void {
@@ -197,34 +197,24 @@ export class AnalyticsService {
   }
 
   /** Adds a change at `at` to its minute, hour and day buckets. */
-  private add(
-    series: string,
-    at: Date,
-    change: { counts?: [string, number][]; peaks?: [string, number][] },
-  ): void {
+  private add(series: string, at: Date, change: Change): void {
     for (const granularity of ['minute', 'hour', 'day'] as const) {
-      this.merge({
-        series,
-        granularity,
-        start: bucketStart(at, granularity),
-        counts: new Map(change.counts),
-        peaks: new Map(change.peaks),
-      });
+      this.merge(series, granularity, bucketStart(at, granularity), change);
     }
   }
 
   /** Merges a change into the pending one of the same bucket (dropped past MAX_PENDING buckets). */
-  private merge(change: BucketChange): void {
-    const id = `${change.series}|${change.granularity}|${change.start.getTime()}`;
+  private merge(series: string, granularity: Granularity, start: Date, change: Change): void {
+    const id = `${series}|${granularity}|${start.getTime()}`;
     let bucket = this.pending.get(id);
     if (!bucket) {
       if (this.pending.size >= MAX_PENDING) return;
-      bucket = { ...change, counts: new Map(), peaks: new Map() };
+      bucket = { series, granularity, start, counts: new Map(), peaks: new Map() };
       this.pending.set(id, bucket);
     }
-    for (const [name, value] of change.counts)
+    for (const [name, value] of change.counts ?? [])
       bucket.counts.set(name, (bucket.counts.get(name) ?? 0) + value);
-    for (const [name, value] of change.peaks)
+    for (const [name, value] of change.peaks ?? [])
       bucket.peaks.set(name, Math.max(bucket.peaks.get(name) ?? 0, value));
   }
 
@@ -246,7 +236,7 @@ export class AnalyticsService {
       }
     }
     // Back into the same buckets (not through add(): that would count them again at every granularity).
-    for (const bucket of failed) this.merge(bucket);
+    for (const bucket of failed) this.merge(bucket.series, bucket.granularity, bucket.start, bucket);
     for (const group of groups.values()) {
       try {
         await this.deps.analytics.noteErrorGroup(group);
@@ -292,9 +282,7 @@ export class AnalyticsService {
   // ---- reading (administrators) ----
 
   async errors(actor: Actor, range: { from: Date; to: Date; bucket: Granularity }): Promise<ErrorsReport> {
-    assertCan(actor, 'analytics.read');
-    const from = bucketStart(range.from, range.bucket);
-    const buckets = await this.deps.analytics.bucketsBetween('errors', range.bucket, from, range.to);
+    const buckets = await this.bucketsIn(actor, 'errors', range);
     const perStart = new Map<number, number>();
     const perGroup = new Map<string, number>();
     for (const bucket of buckets) {
@@ -330,13 +318,22 @@ export class AnalyticsService {
     };
   }
 
+  /** The buckets of a series over a range, its start moved back to a bucket boundary (admins only). */
+  private bucketsIn(actor: Actor, series: string, range: { from: Date; to: Date; bucket: Granularity }) {
+    assertCan(actor, 'analytics.read');
+    return this.deps.analytics.bucketsBetween(
+      series,
+      range.bucket,
+      bucketStart(range.from, range.bucket),
+      range.to,
+    );
+  }
+
   async activity(
     actor: Actor,
     range: { from: Date; to: Date; bucket: Granularity },
   ): Promise<ActivityReport> {
-    assertCan(actor, 'analytics.read');
-    const from = bucketStart(range.from, range.bucket);
-    const buckets = await this.deps.analytics.bucketsBetween('activity', range.bucket, from, range.to);
+    const buckets = await this.bucketsIn(actor, 'activity', range);
     const perStart = new Map<number, ActivityReport['series'][number]>();
     const perChannel = new Map<string, number>();
     for (const bucket of buckets) {
@@ -431,9 +428,7 @@ export class AnalyticsService {
     actor: Actor,
     range: { from: Date; to: Date; bucket: Granularity },
   ): Promise<ConnectionsReport> {
-    assertCan(actor, 'analytics.read');
-    const from = bucketStart(range.from, range.bucket);
-    const buckets = await this.deps.analytics.bucketsBetween('connections', range.bucket, from, range.to);
+    const buckets = await this.bucketsIn(actor, 'connections', range);
     const perStart = new Map<number, { opened: number; closed: number; sessionMs: number; peak: number }>();
     for (const bucket of buckets) {
       const start = bucket.start.getTime();

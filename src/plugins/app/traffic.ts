@@ -1,5 +1,6 @@
 // Rates for health: messages created and server errors (5xx) in the last minute, kept in memory by this
-// process. One cheap onResponse hook and one event subscription; nothing is written anywhere.
+// process. One cheap onResponse hook and one event subscription; nothing is written anywhere. With
+// MONITORING_ENABLED=false health does not show them, so nothing is counted.
 import fp from 'fastify-plugin';
 import { MinuteRate } from '../../lib/minute-rate.js';
 
@@ -11,6 +12,10 @@ declare module 'fastify' {
 
 export default fp(
   async function trafficPlugin(fastify) {
+    if (!fastify.config.monitoring.enabled) {
+      fastify.decorate('traffic', { messagesPerMinute: () => 0, errorsPerMinute: () => 0 });
+      return;
+    }
     const messages = new MinuteRate();
     const serverErrors = new MinuteRate();
     const unsubscribe = fastify.events.subscribe((event) => {
