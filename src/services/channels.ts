@@ -663,12 +663,16 @@ export class ChannelsService {
   }
 
   /** Joins a public channel (idempotent). */
-  async join(actor: Actor, reference: string): Promise<PublicChannel> {
+  async join(actor: Actor, reference: string, context: RequestContext): Promise<PublicChannel> {
     const access = await this.access(actor, reference);
     if (access.membership) return this.toPublic(access.channel, access.membership);
     if (access.channel.kind !== 'public') throw new Errors.FORBIDDEN();
     this.assertOpen(access.channel);
     await this.addMemberships(access.channel, [{ userId: actor.id, role: 'member' }]);
+    this.deps.audit.record(
+      { action: 'channel.join', actor_id: actor.id, target_type: 'channel', target_id: access.channel._id },
+      context,
+    );
     const membership = await this.deps.channels.findMembership(access.channel._id, actor.id);
     return this.toPublic(access.channel, membership);
   }

@@ -1,7 +1,10 @@
 // What administrators can read about the running server: its effective configuration (secrets
-// redacted, with the layer each value came from) and its log files.
+// redacted, with the layer each value came from) and its log files. Each read of the configuration or
+// of a log's lines goes to the audit trail.
 import { assertCan, type Actor } from '../auth/permissions.js';
 import { redactConfig, type Config, type ConfigSource } from '../config/index.js';
+import type { AuditService } from './audit.js';
+import type { RequestContext } from './context.js';
 import { LogFiles, type LogFile, type TailQuery } from './log-files.js';
 
 export interface ConfigView {
@@ -17,13 +20,19 @@ export class OpsService {
   constructor(
     private readonly config: Readonly<Config>,
     private readonly sources: Readonly<Record<string, ConfigSource>>,
+    private readonly audit: AuditService,
   ) {
     this.logs = new LogFiles(config.logging.dir);
   }
 
-  configView(actor: Actor): ConfigView {
+  configView(actor: Actor, context: RequestContext): ConfigView {
     assertCan(actor, 'config.read');
-    return { config: redactConfig(this.config), sources: { ...this.sources } };
+    const view = { config: redactConfig(this.config), sources: { ...this.sources } };
+    this.audit.record(
+      { action: 'admin.config_view', actor_id: actor.id, target_type: 'config', target_id: null },
+      context,
+    );
+    return view;
   }
 
   listLogs(actor: Actor): Promise<LogFile[]> {
@@ -31,8 +40,26 @@ export class OpsService {
     return this.logs.list();
   }
 
-  tailLog(actor: Actor, name: string, query: TailQuery) {
+  async tailLog(actor: Actor, name: string, query: TailQuery, context: RequestContext) {
     assertCan(actor, 'logs.read');
-    return this.logs.tail(name, query);
+    const result = await this.logs.tail(name, query);
+    this.audit.record(
+      {
+        action: 'admin.log_read',
+        actor_id: actor.id,
+        target_type: 'log',
+        target_id: result.file.name,
+        details: {
+          name,
+          tail: query.tail,
+          level: query.level,
+          since: query.since,
+          q: query.q,
+          lines: result.lines.length,
+        },
+      },
+      context,
+    );
+    return result;
   }
 }

@@ -3,6 +3,7 @@
 // fastify.announcements and the event bus they publish to (fastify.events). Routes call services;
 // services call repositories.
 import fp from 'fastify-plugin';
+import { AuditRepository } from '../../repositories/audit.js';
 import { ClaimsRepository } from '../../repositories/claims.js';
 import { LoginThrottleRepository } from '../../repositories/login-throttle.js';
 import { PasswordTokensRepository } from '../../repositories/password-tokens.js';
@@ -54,7 +55,14 @@ export default fp(
     const claims = new ClaimsRepository(db);
     const longestTokenMs =
       Math.max(config.auth.session_max_age_s, config.auth.set_password_token_ttl_s) * 1000;
-    const audit = new AuditService(fastify.loggers.audit);
+    const audit = new AuditService({
+      repository: new AuditRepository(db),
+      database: fastify.database,
+      mirror: fastify.loggers.audit,
+      log: fastify.log,
+      timezone: config.server.timezone,
+      findUserId: async (email) => (await usersRepository.findByEmail(email))?._id ?? null,
+    });
     const securityEvents = new SecurityEvents(fastify.loggers.security);
     const auth = new AuthService({
       users: usersRepository,
@@ -126,7 +134,7 @@ export default fp(
     fastify.decorate('messages', messages);
     fastify.decorate('notifications', notifications);
     fastify.decorate('announcements', announcements);
-    fastify.decorate('ops', new OpsService(config, fastify.configSources));
+    fastify.decorate('ops', new OpsService(config, fastify.configSources, audit));
     fastify.decorate('audit', audit);
     fastify.decorate('securityEvents', securityEvents);
     fastify.decorate('auth', auth);
@@ -181,6 +189,8 @@ export default fp(
         .catch((error: unknown) =>
           fastify.log.warn({ err: error }, 'channel counters not written at shutdown'),
         );
+      // Last: the work above (and every plugin closed before this one) may still record audit events.
+      await audit.close();
     });
   },
   { name: 'services', dependencies: ['config', 'database', 'jwt'] },

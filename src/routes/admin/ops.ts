@@ -1,6 +1,7 @@
 // /api/v2/admin/config and /api/v2/admin/logs: what administrators can read about the running server.
-// The ops service checks the permissions (config.read, logs.read).
+// The ops service checks the permissions (config.read, logs.read) and records the reads in the audit trail.
 import type { FastifyPluginAsyncZod } from '@fastify/type-provider-zod';
+import { requestContext } from '../../plugins/app/authenticate.js';
 import { errorResponses } from '../../schemas/error.js';
 import {
   configViewResponse,
@@ -24,7 +25,7 @@ const opsRoutes: FastifyPluginAsyncZod = async (fastify) => {
         response: { 200: configViewResponse, ...errorResponses(401, 403) },
       },
     },
-    async (request) => fastify.ops.configView(request.principal),
+    async (request) => fastify.ops.configView(request.principal, requestContext(request)),
   );
 
   fastify.get(
@@ -56,12 +57,17 @@ const opsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     async (request) =>
-      fastify.ops.tailLog(request.principal, request.params.name, {
-        tail: request.query.tail,
-        since: request.query.since ? new Date(request.query.since) : undefined,
-        level: request.query.level,
-        q: request.query.q,
-      }),
+      fastify.ops.tailLog(
+        request.principal,
+        request.params.name,
+        {
+          tail: request.query.tail,
+          since: request.query.since ? new Date(request.query.since) : undefined,
+          level: request.query.level,
+          q: request.query.q,
+        },
+        requestContext(request),
+      ),
   );
 };
 

@@ -147,7 +147,8 @@ const channelsRoutes: FastifyPluginAsyncZod = async (fastify) => {
         response: { 200: channelSchema, ...errorResponses(401, 403, 404, 409) },
       },
     },
-    async (request) => fastify.channels.join(request.principal, request.params.channelId),
+    async (request) =>
+      fastify.channels.join(request.principal, request.params.channelId, requestContext(request)),
   );
 
   fastify.get(
