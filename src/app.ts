@@ -6,6 +6,7 @@ import type { Config, ConfigSource } from './config/index.js';
 import type { Loggers } from './logging/index.js';
 import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
+import detectionPlugin from './plugins/app/detection.js';
 import filesPlugin from './plugins/app/files.js';
 import analyticsPlugin from './plugins/app/analytics.js';
 import metricsPlugin from './plugins/app/metrics.js';
@@ -40,7 +41,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(helmetPlugin, { config });
   await fastify.register(corsPlugin, { config });
   await fastify.register(underPressurePlugin, { config });
-  await fastify.register(rateLimitPlugin);
+  await fastify.register(rateLimitPlugin, { config });
   await fastify.register(errorsPlugin, { config });
   await fastify.register(websocketPlugin, { config });
   await fastify.register(swaggerPlugin);
@@ -55,6 +56,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(trafficPlugin);
   await fastify.register(opsAlertsPlugin);
   await fastify.register(analyticsPlugin);
+  // After everything it reports to (audit, metrics, the hub); before the routes its hooks cover.
+  await fastify.register(detectionPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
 };

@@ -61,6 +61,12 @@ export function testConfigOverrides(
     // Uploads of a test go with its logs (removed on close), never into the repository's uploads/.
     files: { upload_path: path.join(logDir, 'uploads') },
     monitoring: { health_check_interval_s: 0.2 },
+    // Every test client is 127.0.0.1 (an office behind one address, thousands of logins a minute): the
+    // per-address and per-principal limits get their own tests (test/security/rate-limits.test.ts).
+    rate_limit: { login_per_minute: 1_000_000, requests_per_minute: 1_000_000 },
+    // Detection scores and records every request of every test, but only test/security lets it alert
+    // and ban: elsewhere tests forge tokens and fail logins from that one address on purpose.
+    security: { alert_score: 99_999, block_score: 100_000 },
   };
   const overrides: Overrides = { ...base };
   for (const [group, values] of Object.entries(extra)) overrides[group] = { ...base[group], ...values };

@@ -250,7 +250,38 @@ export const configSchema = z.object({
     enabled: bool().default(true),
     messages_per_minute: int(1, 1_000_000).default(60),
     file_uploads_per_hour: int(1, 1_000_000).default(30),
+    /** Requests per minute per principal (the user when signed in, else the address), every route. */
+    requests_per_minute: int(1, 10_000_000).default(1200),
+    /**
+     * Login and token refresh attempts per minute per address. Generous: an office logs in from one
+     * address at 9 o'clock; guessing is stopped by the per-account lockout and IP_MAX_LOGIN_FAILURES.
+     */
+    login_per_minute: int(1, 1_000_000).default(120),
   }),
+  security: z
+    .object({
+      /** The detection plugin: scores every request and frame, records, alerts and bans. */
+      enabled: bool().default(true),
+      /** A principal's score at which its events are recorded, admins alerted, and it is banned. */
+      observe_score: num(0.1, 100_000).default(10),
+      alert_score: num(0.1, 100_000).default(25),
+      block_score: num(0.1, 100_000).default(35),
+      /** Content rules matched by one message before it is recorded (content never blocks). */
+      content_observe_score: int(1, 100).default(3),
+      /** Scores halve every this many seconds. */
+      score_half_life_s: int(1, 86_400).default(300),
+      /** First ban length; each further ban within the offense memory doubles it, up to the maximum. */
+      ban_base_s: int(1, 30 * 86_400).default(300),
+      ban_max_s: int(1, 365 * 86_400).default(86_400),
+      offense_memory_s: int(60, 365 * 86_400).default(86_400),
+      /** Principals whose scores are kept in memory (least recently seen evicted first). */
+      max_principals: int(100, 10_000_000).default(100_000),
+      /** Security events are kept this long. */
+      events_retention_days: int(1, 3650).default(90),
+    })
+    .refine((value) => value.observe_score < value.alert_score && value.alert_score < value.block_score, {
+      error: 'expected observe_score < alert_score < block_score',
+    }),
   monitoring: z.object({
     enabled: bool().default(true),
     metrics_enabled: bool().default(true),
@@ -356,6 +387,19 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   FILE_LINK_TTL: 'files.link_ttl_s',
   FILE_ORPHAN_TTL: 'files.orphan_ttl_s',
   ALLOW_ACTIVE_CONTENT: 'files.allow_active_content',
+  RATE_LIMIT_PER_MINUTE: 'rate_limit.requests_per_minute',
+  LOGIN_RATE_LIMIT: 'rate_limit.login_per_minute',
+  DETECTION_ENABLED: 'security.enabled',
+  SECURITY_OBSERVE_SCORE: 'security.observe_score',
+  SECURITY_ALERT_SCORE: 'security.alert_score',
+  SECURITY_BLOCK_SCORE: 'security.block_score',
+  SECURITY_CONTENT_OBSERVE: 'security.content_observe_score',
+  SECURITY_SCORE_HALF_LIFE: 'security.score_half_life_s',
+  SECURITY_BAN_SECONDS: 'security.ban_base_s',
+  SECURITY_BAN_MAX_SECONDS: 'security.ban_max_s',
+  SECURITY_OFFENSE_MEMORY: 'security.offense_memory_s',
+  SECURITY_MAX_PRINCIPALS: 'security.max_principals',
+  SECURITY_EVENTS_RETENTION_DAYS: 'security.events_retention_days',
 };
 
 /** Keys whose values never appear in logs, errors or the admin config view. */

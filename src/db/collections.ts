@@ -26,6 +26,12 @@ export const COLLECTIONS = {
   analyticsErrors: 'analytics_errors',
   /** Who was active each day (senders and connectors), one document per day and instance. */
   analyticsActive: 'analytics_active',
+  /** The tamper-evident audit trail: append-only, one hash chain ordered by seq (services/audit.ts). */
+  audit: 'audit',
+  /** What the detection plugin observed, alerted on or blocked (src/security). */
+  securityEvents: 'security_events',
+  /** The address + user agent pairs each user logged in from (hashed): the new-login-context rule. */
+  loginContexts: 'login_contexts',
 } as const;
 
 export interface IndexDeclaration {
@@ -149,6 +155,26 @@ export const INDEXES: readonly IndexDeclaration[] = [
     key: { created_at: -1 },
     options: { name: 'announcements_created' },
   },
+  // Audit trail: seq is unique so that two writers cannot both extend the chain from the same record;
+  // the others serve the admin filters (newest first within each).
+  { collection: COLLECTIONS.audit, key: { seq: 1 }, options: { name: 'audit_seq_unique', unique: true } },
+  { collection: COLLECTIONS.audit, key: { actor_id: 1, seq: -1 }, options: { name: 'audit_actor' } },
+  { collection: COLLECTIONS.audit, key: { target_id: 1, seq: -1 }, options: { name: 'audit_target' } },
+  { collection: COLLECTIONS.audit, key: { action: 1, seq: -1 }, options: { name: 'audit_action' } },
+  { collection: COLLECTIONS.audit, key: { at: 1 }, options: { name: 'audit_at' } },
+  // Admin filters (newest first by id) and the retention sweep.
+  {
+    collection: COLLECTIONS.securityEvents,
+    key: { principal: 1, _id: -1 },
+    options: { name: 'security_principal' },
+  },
+  {
+    collection: COLLECTIONS.securityEvents,
+    key: { action: 1, _id: -1 },
+    options: { name: 'security_action' },
+  },
+  { collection: COLLECTIONS.securityEvents, key: { at: 1 }, options: { name: 'security_at' } },
+  { collection: COLLECTIONS.loginContexts, key: { user_id: 1 }, options: { name: 'login_contexts_user' } },
 ];
 
 /** Creates the declared indexes; safe to run on every start (createIndex is idempotent). */

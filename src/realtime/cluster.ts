@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Audience, RealtimeEvent } from '../services/events.js';
 import type { MembershipChange } from '../services/channels.js';
+import type { Ban } from '../security/store.js';
 
 export interface StatusChange {
   user_id: string;
@@ -18,7 +19,9 @@ export type ClusterMessage =
   | { kind: 'event'; audience: Audience; event: RealtimeEvent }
   | { kind: 'membership'; change: MembershipChange }
   | { kind: 'session_revoked'; sessionId: string }
-  | { kind: 'status'; change: StatusChange };
+  | { kind: 'status'; change: StatusChange }
+  | { kind: 'security_ban'; ban: Ban }
+  | { kind: 'security_unban'; key: string };
 
 export type ClusterState = 'disabled' | 'up' | 'down';
 

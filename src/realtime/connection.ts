@@ -15,6 +15,8 @@ export const CLOSE = {
   TRY_AGAIN_LATER: 1013,
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
+  /** The user (or, before authentication, the address) is banned by the detection plugin. */
+  BLOCKED: 4429,
   SLOW_CONSUMER: 4008,
 } as const;
 

@@ -32,6 +32,8 @@ type Frame = { type: string; [field: string]: unknown };
 /** Also the output of its handlers (pong, sync…): methods, not closures, since there is one per socket. */
 export class FrameServer implements FrameOutput {
   private inFlight = 0;
+  /** Frames received on this socket (a security event names the frame by its number). */
+  private frames = 0;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: FrameServerDeps) {}
@@ -55,13 +57,20 @@ export class FrameServer implements FrameOutput {
     const { connection, hub } = this.deps;
     connection.alive();
     if (!connection.isOpen()) return;
-    if (isBinary) return this.fail(new Errors.INVALID_FRAME(), undefined);
+    this.frames += 1;
+    if (isBinary) {
+      hub.reportFault('malformed', connection);
+      return this.fail(new Errors.INVALID_FRAME(), undefined);
+    }
     const parsed = parseFrame(data.toString());
-    if (!parsed.ok) return this.fail(parsed.error, parsed.ref);
+    if (!parsed.ok) {
+      hub.reportFault('malformed', connection);
+      return this.fail(parsed.error, parsed.ref);
+    }
     const { frame } = parsed;
     let allowed: boolean;
     try {
-      allowed = hub.inspect(frame, connection);
+      allowed = hub.inspect(frame, connection, this.frames);
     } catch (error) {
       return this.fail(error, frame.id);
     }
@@ -108,6 +117,7 @@ export class FrameServer implements FrameOutput {
       );
       if (described.statusCode >= 500 && described.code !== 'DATABASE_UNAVAILABLE')
         this.deps.log().error({ err: error }, 'websocket frame failed');
+      if (described.code === 'RATE_LIMITED') this.deps.hub.reportFault('rate_limited', this.deps.connection);
       const retryAfterMs = (error as { retryAfterMs?: number }).retryAfterMs;
       this.reply({
         type: 'error',

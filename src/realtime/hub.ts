@@ -13,7 +13,11 @@ import { encodeFrame, KNOWN_FRAME_TYPES } from './protocol.js';
 import type { Presence } from './presence.js';
 
 /** Offered every client frame before it runs (the detection plugin); false refuses it. */
-export type FrameInspector = (frame: { type: string }, recipient: Recipient) => boolean;
+export type FrameInspector = (frame: { type: string }, recipient: Recipient, frameNumber: number) => boolean;
+
+/** Frames that never reached the inspector: unparseable, over the size limit, or refused by a rate limit. */
+export type FrameFault = 'malformed' | 'oversized' | 'rate_limited';
+export type FrameFaultListener = (fault: FrameFault, recipient: Recipient) => void;
 
 /** New-message events: the connection that sent the message gets the `ack` instead. */
 const NEW_MESSAGE_EVENTS = new Set(['chat_message', 'personal_message']);
@@ -72,6 +76,7 @@ export class Hub {
   };
   private readonly heartbeat: NodeJS.Timeout;
   private inspector: FrameInspector = () => true;
+  private faultListener: FrameFaultListener = () => {};
   /** Events waiting for their fan-out, oldest first (see deliverLocal). */
   private readonly outbox: { event: RealtimeEvent; audience: Audience; exceptConnectionId?: string }[] = [];
   /** Sessions revoked a moment ago, until when: a socket authenticated in that moment is refused. */
@@ -354,15 +359,28 @@ export class Hub {
     return ids;
   }
 
-  useFrameInspector(inspector: FrameInspector): void {
+  useFrameInspector(inspector: FrameInspector, onFault?: FrameFaultListener): void {
     this.inspector = inspector;
+    if (onFault) this.faultListener = onFault;
   }
 
-  inspect(frame: { type: string }, recipient: Recipient): boolean {
+  reportFault(fault: FrameFault, recipient: Recipient): void {
+    this.faultListener(fault, recipient);
+  }
+
+  /** Closes every connection of a user here (a ban). */
+  closeUser(userId: string, code: number, reason: string): void {
+    for (const recipient of [...(this.users.get(userId)?.connections ?? [])]) {
+      recipient.close(code, reason);
+      if (!(recipient instanceof SocketConnection)) this.remove(recipient);
+    }
+  }
+
+  inspect(frame: { type: string }, recipient: Recipient, frameNumber: number): boolean {
     // Counted under its type only when it is one the protocol knows: labels stay bounded.
     const type = KNOWN_FRAME_TYPES.has(frame.type) ? frame.type : 'other';
     this.traffic.framesIn.set(type, (this.traffic.framesIn.get(type) ?? 0) + 1);
-    return this.inspector(frame, recipient);
+    return this.inspector(frame, recipient, frameNumber);
   }
 
   /** Told of every socket added (with the count now open) and removed (with how long it was open). */

@@ -408,6 +408,15 @@ Object.assign(TABLE, {
   'GET /api/v2/admin/analytics/errors': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/users': { expect: adminOnly(200) },
   'GET /api/v2/admin/analytics/connections': { expect: adminOnly(200) },
+  'GET /api/v2/admin/audit': { expect: adminOnly(200) },
+  'GET /api/v2/admin/audit/verify': { expect: adminOnly(200) },
+  'GET /api/v2/admin/security/events': { expect: adminOnly(200) },
+  'GET /api/v2/admin/security/blocks': { expect: adminOnly(200) },
+  // No ban in force for this address: an admin is let through to 404 BLOCK_NOT_FOUND.
+  'DELETE /api/v2/admin/security/blocks/:key': {
+    expect: adminOnly(404),
+    request: async () => ({ params: { key: 'ip:203.0.113.77' } }),
+  },
   'GET /api/v2/admin/logs': { expect: adminOnly(200) },
   'GET /api/v2/admin/logs/:name': {
     expect: adminOnly(200),

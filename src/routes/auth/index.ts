@@ -10,12 +10,15 @@ import {
   tokenPairSchema,
 } from '../../schemas/auth.js';
 import { errorResponses } from '../../schemas/error.js';
+import { perAddressLimit } from '../../plugins/external/rate-limit.js';
 
 const authRoutes: FastifyPluginAsyncZod = async (fastify) => {
+  // Per address, on top of the lockout per account: slows down guessing across many accounts.
+  const loginLimit = perAddressLimit(fastify.config, fastify.config.rate_limit.login_per_minute);
   fastify.post(
     '/auth/login',
     {
-      config: { public: true },
+      config: { public: true, ...loginLimit },
       schema: {
         tags: ['auth'],
         summary: 'Log in with email (or identifier) and password',
@@ -39,14 +42,14 @@ const authRoutes: FastifyPluginAsyncZod = async (fastify) => {
   fastify.post(
     '/auth/refresh',
     {
-      config: { public: true },
+      config: { public: true, ...loginLimit },
       schema: {
         tags: ['auth'],
         summary: 'Exchange a refresh token for a new pair (the old one stops working)',
         description:
           'Presenting a refresh token that was already used revokes the whole session (401 INVALID_TOKEN).',
         body: refreshBody,
-        response: { 200: tokenPairSchema, ...errorResponses(400, 401) },
+        response: { 200: tokenPairSchema, ...errorResponses(400, 401, 429) },
       },
     },
     async (request) => {

@@ -150,6 +150,8 @@ async function* uploadParts(request: FastifyRequest, maxBytes: number): AsyncGen
     });
     for await (const part of parts) {
       if (part.type === 'file') {
+        // A file name is a structural field: the detection plugin cannot see it in a parsed body.
+        await request.server.detection?.inspectValue(request, part.filename, 'file_name');
         yield {
           type: 'file',
           name: part.fieldname,

@@ -129,8 +129,8 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
     '/ws/:userId',
     {
       websocket: true,
-      // The socket checks its own credential (a ticket or a bearer token) below.
-      config: { public: true },
+      // The socket checks its own credential (a ticket or a bearer token) below, and its bans.
+      config: { public: true, ownAuthentication: true },
       schema: {
         tags: ['realtime'],
         summary: 'The WebSocket hub: ?ticket= (from POST /ws/ticket) or Authorization: Bearer',
@@ -156,6 +156,9 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       socket.on('message', (data, isBinary) => receive(data, isBinary));
 
       const auth = request.socketAuth!;
+      const userId = 'principal' in auth ? auth.principal.id : null;
+      fastify.detection?.socketOpened(userId, request.ip, request.id);
+      if (fastify.detection?.socketBan(userId, request.ip)) return socket.close(CLOSE.BLOCKED, 'blocked');
       if ('close' in auth) return socket.close(auth.close, auth.reason);
       const refusal = realtime.hub.refusal(auth.principal.id);
       if (refusal) return socket.close(CLOSE.TRY_AGAIN_LATER, refusal);
@@ -174,7 +177,11 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
         connectionId: connection.id,
       });
       socket.on('pong', () => connection.alive());
-      socket.on('error', (error) => log().debug({ err: error }, 'websocket error'));
+      socket.on('error', (error) => {
+        if ((error as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+          realtime.hub.reportFault('oversized', connection);
+        log().debug({ err: error }, 'websocket error');
+      });
       socket.on('close', () => realtime.hub.remove(connection));
       const server = new FrameServer({
         connection,
