@@ -99,6 +99,8 @@ export class RedisCluster implements Cluster {
   private readonly localUsers: () => Iterable<string>;
   private readonly refresh: NodeJS.Timeout;
   private wasDown = false;
+  /** Set by close(): the connections ending then are no outage (and the logger may be closed already). */
+  private closing = false;
 
   constructor(
     url: string,
@@ -120,7 +122,7 @@ export class RedisCluster implements Cluster {
       client.on('end', () => undefined);
     }
     this.commands.on('close', () => {
-      if (!this.wasDown) log.warn('redis connection lost: serving local users only');
+      if (!this.wasDown && !this.closing) log.warn('redis connection lost: serving local users only');
       this.wasDown = true;
     });
     this.commands.on('ready', () => {
@@ -254,6 +256,7 @@ export class RedisCluster implements Cluster {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.refresh);
     await Promise.all([this.commands.quit(), this.subscriber.quit()]).catch(() => undefined);
     this.commands.disconnect();
