@@ -8,6 +8,7 @@ import configPlugin from './plugins/app/config.js';
 import databasePlugin from './plugins/app/database.js';
 import detectionPlugin from './plugins/app/detection.js';
 import filesPlugin from './plugins/app/files.js';
+import limitsPlugin from './plugins/app/limits.js';
 import analyticsPlugin from './plugins/app/analytics.js';
 import metricsPlugin from './plugins/app/metrics.js';
 import opsAlertsPlugin from './plugins/app/ops-alerts.js';
@@ -49,6 +50,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(systemMonitorPlugin);
   await fastify.register(databasePlugin, { config });
   await fastify.register(jwtPlugin, { config });
+  await fastify.register(limitsPlugin);
   await fastify.register(servicesPlugin);
   await fastify.register(filesPlugin);
   await fastify.register(realtimePlugin);

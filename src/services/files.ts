@@ -22,7 +22,7 @@ import type { FileLinks } from '../files/links.js';
 import { checkFileName } from '../files/names.js';
 import type { FileStorage, PendingUpload } from '../files/storage.js';
 import { isId, newId } from '../lib/ids.js';
-import { SlidingWindowLimiter } from '../lib/sliding-window.js';
+import type { EventLimiter } from '../lib/sliding-window.js';
 import type { FileDoc, FilesRepository } from '../repositories/files.js';
 import type { AttachmentDoc } from '../repositories/messages.js';
 import type { AuditService } from './audit.js';
@@ -34,7 +34,6 @@ import type { AttachmentSource, MessagesService } from './messages.js';
 const HEAD_BYTES = 64 * 1024;
 /** A temporary upload or unrecorded bytes older than this belong to no running upload. */
 const IN_FLIGHT_GRACE_MS = 5 * 60 * 1000;
-const HOUR_MS = 60 * 60 * 1000;
 const SWEEP_BATCH = 500;
 const USAGE_READ_INTERVAL_MS = 60_000;
 const FILE_SYSTEM_CALLS = new Set(['open', 'write', 'writev', 'close', 'fsync']);
@@ -104,7 +103,6 @@ class UploadInspector {
 }
 
 export class FilesService implements AttachmentSource {
-  private readonly uploadsPerHour: SlidingWindowLimiter;
   /**
    * Bytes of uploads that passed the quota check and are being recorded, per user, so parallel uploads
    * cannot overrun the quota together (in this process; across instances it may overshoot by a file).
@@ -123,11 +121,12 @@ export class FilesService implements AttachmentSource {
       messages: MessagesService;
       audit: AuditService;
       links: FileLinks;
+      /** FILE_UPLOADS_PER_HOUR per uploader (see plugins/app/limits.ts). */
+      uploadLimiter: EventLimiter;
       config: Config;
       log: { info(object: object, message: string): void; warn(object: object, message: string): void };
     },
   ) {
-    this.uploadsPerHour = new SlidingWindowLimiter(deps.config.rate_limit.file_uploads_per_hour, HOUR_MS);
     this.urlFor = this.urlFor.bind(this);
   }
 
@@ -163,10 +162,12 @@ export class FilesService implements AttachmentSource {
     openParts: (maxBytes: number) => AsyncIterable<UploadPart>,
   ): Promise<PublicFile> {
     const { config } = this.deps;
-    const startedAt = Date.now();
+    let refundAllowance = async () => undefined as void;
     if (config.rate_limit.enabled) {
-      const wait = this.uploadsPerHour.take(principal.id, startedAt);
-      if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
+      const allowance = await this.deps.uploadLimiter.take(principal.id, Date.now());
+      if (allowance.wait > 0)
+        throw withRetryAfter(new Errors.RATE_LIMITED(`${allowance.wait} seconds`), allowance.wait);
+      refundAllowance = allowance.refund;
     }
     // The quota check needs the user's stored bytes: they are read while the body streams in.
     const storedBytes = this.storedBytesOf(principal.id);
@@ -248,7 +249,7 @@ export class FilesService implements AttachmentSource {
       if (!stored) {
         await pending?.abort().catch(() => undefined);
         // A refused or failed upload does not use up the hourly allowance.
-        this.uploadsPerHour.refund(principal.id, startedAt);
+        await refundAllowance();
       }
     }
   }

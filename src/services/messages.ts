@@ -8,6 +8,7 @@
 // next numbers are known without asking the database; a collision (another server process wrote, or
 // the channel record trailed a crash) makes the writer find out which number is taken and move past it.
 // Taking turns also means events are published in seq order and a failed send leaves no gap.
+import type { EventLimiter } from '../lib/sliding-window.js';
 import { can, type Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
 import { isDuplicateKey } from '../db/errors.js';
@@ -83,35 +84,10 @@ interface Marks {
 }
 
 /** A fixed one-minute window per sender: MESSAGES_PER_MINUTE across REST and WebSocket. */
-class SendRateLimiter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
-
-  constructor(private readonly perMinute: number) {}
-
-  /** Seconds to wait, or 0 when the sender may send now (and the send is counted). */
-  take(userId: string, now: number): number {
-    const window = this.windows.get(userId);
-    if (!window || now - window.start >= 60_000) {
-      if (this.windows.size > 100_000) this.prune(now);
-      this.windows.set(userId, { start: now, count: 1 });
-      return 0;
-    }
-    if (window.count >= this.perMinute) return Math.ceil((window.start + 60_000 - now) / 1000);
-    window.count += 1;
-    return 0;
-  }
-
-  private prune(now: number): void {
-    for (const [userId, window] of this.windows)
-      if (now - window.start >= 60_000) this.windows.delete(userId);
-  }
-}
-
 export class MessagesService {
   private readonly turns = new KeyedQueue();
   private readonly marks = new Map<string, Marks>();
   private readonly sendsInFlight = new Map<string, Promise<{ message: PublicMessage; created: boolean }>>();
-  private readonly rateLimiter: SendRateLimiter;
   private files: AttachmentSource = NO_FILES;
 
   constructor(
@@ -122,12 +98,13 @@ export class MessagesService {
       notifications: NotificationsService;
       audit: AuditService;
       events: EventPublisher;
+      /** MESSAGES_PER_MINUTE per sender, REST and WebSocket together (see plugins/app/limits.ts). */
+      sendLimiter: EventLimiter;
       config: Config;
       log: { warn(object: object, message: string): void };
       now?: () => Date;
     },
   ) {
-    this.rateLimiter = new SendRateLimiter(deps.config.rate_limit.messages_per_minute);
     deps.channels.useLatestSeq(
       (channelId) => this.latestSeqSeen(channelId),
       (channel) => this.probeLastSeq(channel),
@@ -259,7 +236,7 @@ export class MessagesService {
     const attachments = fileIds.length ? await this.files.resolve(principal, fileIds, channel._id) : [];
     if (namesOnly) content = fileNamesText(attachments, this.deps.config.messages.max_length);
     // Counted once the send is known to be valid: a refused send does not use up the allowance.
-    this.takeSendAllowance(principal.id);
+    await this.takeSendAllowance(principal.id);
 
     const draft: NewMessage = {
       channelId: channel._id,
@@ -349,9 +326,9 @@ export class MessagesService {
     return this.toPublic(existing);
   }
 
-  private takeSendAllowance(userId: string): void {
+  private async takeSendAllowance(userId: string): Promise<void> {
     if (!this.deps.config.rate_limit.enabled) return;
-    const wait = this.rateLimiter.take(userId, Date.now());
+    const { wait } = await this.deps.sendLimiter.take(userId, Date.now());
     if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
   }
 

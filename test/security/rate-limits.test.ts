@@ -104,7 +104,7 @@ describe('two instances on one Redis', () => {
     await redis.start();
     const overrides = conversationOverrides({
       redis: { url: redis.url },
-      rate_limit: { login_per_minute: 4 },
+      rate_limit: { login_per_minute: 4, messages_per_minute: 3 },
       security: DETECTION,
     });
     a = await buildTestApp(overrides);
@@ -135,6 +135,20 @@ describe('two instances on one Redis', () => {
     for (const app of [a, b, a, b]) expect((await login(app)).statusCode).toBe(200);
     expect((await login(a)).statusCode).toBe(429);
     expect((await login(b)).statusCode).toBe(429);
+  });
+
+  it('share MESSAGES_PER_MINUTE: sends on both instances count against one allowance', async () => {
+    const sender = await person(a.app); // the same database: the token works on both
+    const send = (app: TestApp, content: string) =>
+      call(app.app, sender, 'POST', '/messages', { channel_id: 'general', content });
+    for (const [app, content] of [
+      [a, 'one'],
+      [b, 'two'],
+      [a, 'three'],
+    ] as const)
+      await ok(send(app, content), 201);
+    expect((await send(b, 'four')).json()).toMatchObject({ statusCode: 429, code: 'RATE_LIMITED' });
+    expect((await send(a, 'five')).json()).toMatchObject({ statusCode: 429, code: 'RATE_LIMITED' });
   });
 
   it('add to one score, ban on both, and lift on both', async () => {

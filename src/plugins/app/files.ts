@@ -27,6 +27,7 @@ export default fp(
       messages: fastify.messages,
       audit: fastify.audit,
       links: new FileLinks(deriveKey(config.auth.secret_key!, 'file-link'), config.files.link_ttl_s),
+      uploadLimiter: fastify.limits.uploads,
       config,
       log: fastify.log,
     });

@@ -115,6 +115,7 @@ export default fp(
       notifications,
       audit,
       events,
+      sendLimiter: fastify.limits.messages,
       config,
       log: fastify.log,
     });
@@ -193,5 +194,5 @@ export default fp(
       await audit.close();
     });
   },
-  { name: 'services', dependencies: ['config', 'database', 'jwt'] },
+  { name: 'services', dependencies: ['config', 'database', 'jwt', 'limits'] },
 );
