@@ -65,6 +65,8 @@ export class FrameServer implements FrameOutput {
     const parsed = parseFrame(data.toString());
     if (!parsed.ok) {
       hub.reportFault('malformed', connection);
+      // An attack in a field is often what made the frame invalid (too long, wrong shape): still scored.
+      if (parsed.raw) this.inspectInvalid(parsed.raw);
       return this.fail(parsed.error, parsed.ref);
     }
     const { frame } = parsed;
@@ -80,6 +82,15 @@ export class FrameServer implements FrameOutput {
     }
     this.inFlight += 1;
     this.queue = this.queue.then(() => this.run(frame)).finally(() => (this.inFlight -= 1));
+  }
+
+  private inspectInvalid(raw: Record<string, unknown>): void {
+    try {
+      const type = typeof raw.type === 'string' ? raw.type : 'invalid';
+      this.deps.hub.inspect({ ...raw, type }, this.deps.connection, this.frames);
+    } catch (error) {
+      this.deps.log().error({ err: error }, 'websocket frame inspection failed');
+    }
   }
 
   private async run(frame: ClientFrame): Promise<void> {

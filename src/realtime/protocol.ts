@@ -78,7 +78,13 @@ export const KNOWN_FRAME_TYPES: ReadonlySet<string> = new Set(FRAME_TYPES);
 
 export type ParsedFrame =
   | { ok: true; frame: ClientFrame }
-  | { ok: false; ref: string | undefined; error: Error & { details?: { path: string; message: string }[] } };
+  | {
+      ok: false;
+      ref: string | undefined;
+      error: Error & { details?: { path: string; message: string }[] };
+      /** The JSON object, when the text was one (the detection plugin still scores its fields). */
+      raw?: Record<string, unknown>;
+    };
 
 /** Raw text to a frame, or the error to answer with (the socket stays open either way). */
 export function parseFrame(text: string): ParsedFrame {
@@ -94,9 +100,15 @@ export function parseFrame(text: string): ParsedFrame {
   const record = raw as Record<string, unknown>;
   // A usable id is echoed even when the rest of the frame is wrong, so the client can match the error.
   const ref = frameId.safeParse(record.id).success ? (record.id as string) : undefined;
-  if (typeof record.type !== 'string') return { ok: false, ref, error: new Errors.INVALID_FRAME() };
+  if (typeof record.type !== 'string')
+    return { ok: false, ref, raw: record, error: new Errors.INVALID_FRAME() };
   if (!KNOWN_FRAME_TYPES.has(record.type)) {
-    return { ok: false, ref, error: new Errors.UNKNOWN_TYPE(JSON.stringify(record.type.slice(0, 40))) };
+    return {
+      ok: false,
+      ref,
+      raw: record,
+      error: new Errors.UNKNOWN_TYPE(JSON.stringify(record.type.slice(0, 40))),
+    };
   }
   const parsed = clientFrame.safeParse(raw);
   if (!parsed.success) {
@@ -105,7 +117,12 @@ export function parseFrame(text: string): ParsedFrame {
       message: issue.message,
     }));
     const message = `Invalid ${record.type} frame: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`;
-    return { ok: false, ref, error: Object.assign(new Errors.VALIDATION_FAILED(message), { details }) };
+    return {
+      ok: false,
+      ref,
+      raw: record,
+      error: Object.assign(new Errors.VALIDATION_FAILED(message), { details }),
+    };
   }
   return { ok: true, frame: parsed.data };
 }

@@ -3,7 +3,13 @@
 // structural field (an id, a name, a query parameter, a header) it is an attack signature; in what people
 // write (message content, descriptions, bios, search text) it is chat, scored as content (observe only).
 import type { FiredRule, RuleId } from './rules.js';
-import { isProbePath, isScannerAgent, matchSignatures, type SignatureFamily } from './signatures.js';
+import {
+  isProbePath,
+  isScannerAgent,
+  matchSignatures,
+  percentDecode,
+  type SignatureFamily,
+} from './signatures.js';
 
 const STRUCTURAL: Record<SignatureFamily, RuleId> = {
   sqli: 'injection.sql',
@@ -116,7 +122,9 @@ export interface RequestParts {
 /** The rules an HTTP request's path, query and headers fire (no body: that is parsed later). */
 export function inspectRequestHead(parts: RequestParts): FiredRule[] {
   const collector = new Collector();
-  collector.string(parts.path, 'path', false);
+  // The path arrives percent-encoded (the query reaches us decoded): one layer off first, as a route
+  // parameter would see it.
+  collector.string(percentDecode(parts.path), 'path', false);
   if (parts.notFound && isProbePath(parts.path))
     collector.fired.push({ id: 'reconnaissance.probe_path', where: 'path' });
   if (parts.query && typeof parts.query === 'object') {

@@ -118,7 +118,7 @@ const FAMILIES = Object.keys(SIGNATURES) as SignatureFamily[];
 const SUSPICIOUS =
   /[<>'"`;|&$(){}[\]\\%=\n\r#*:]|\.\.|--|\?\?|\bunion\b|\bselect\b|\border\s+by\b|\bweb-inf\b|\/(?:etc|proc|bin|usr|var|windows)\//i;
 
-function percentDecode(value: string): string {
+export function percentDecode(value: string): string {
   if (!value.includes('%')) return value;
   try {
     return decodeURIComponent(value);

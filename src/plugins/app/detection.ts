@@ -296,7 +296,8 @@ export default fp(
           ),
         );
       } else if (event.type === 'token.refresh_reuse') {
-        assessLater(userOf(event.principal, context.ip), [{ id: 'brute_force.refresh_reuse' }], ref);
+        // The account's owner is more likely the victim: the address that replayed the token is scored.
+        assessLater(addressOf(context.ip), [{ id: 'brute_force.refresh_reuse' }], ref);
       } else if (event.type === 'token.refresh_invalid') {
         assessLater(addressOf(context.ip), behaviour.badToken(ipPrincipal(context.ip), now), ref);
       }
