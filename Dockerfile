@@ -19,8 +19,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The log transport is plain JavaScript loaded by a worker thread: the build must copy it next to the
-# compiled logging module, or the server cannot start.
-RUN npm run build && test -f dist/logging/file-transport.mjs
+# compiled logging module, or the server cannot start; the dashboard page and script likewise.
+RUN npm run build && test -f dist/logging/file-transport.mjs && test -f dist/dashboard/index.html
 
 # ---- runtime ----
 FROM node:20-bookworm-slim AS runtime

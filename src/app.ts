@@ -26,6 +26,7 @@ import swaggerPlugin from './plugins/external/swagger.js';
 import underPressurePlugin from './plugins/external/under-pressure.js';
 import websocketPlugin from './plugins/external/websocket.js';
 import apiRoutes from './routes/index.js';
+import dashboardRoutes from './routes/dashboard.js';
 
 export interface AppOptions {
   config: Readonly<Config>;
@@ -62,6 +63,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(detectionPlugin);
 
   await fastify.register(apiRoutes, { prefix: '/api/v2' });
+  await fastify.register(dashboardRoutes);
 };
 
 declare module 'fastify' {

@@ -7,11 +7,13 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../src/config/index.js';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/db/embedded.js';
+import { ensureChromium } from '../scripts/chromium.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     mongoUrl: string;
     databaseEngine: string;
+    chromiumPath: string;
   }
 }
 
@@ -19,6 +21,11 @@ let embedded: EmbeddedDatabase | undefined;
 let dataDir: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // The dashboard test's browser (installed here once when it can be: see scripts/chromium.ts).
+  project.provide(
+    'chromiumPath',
+    ensureChromium((message) => console.warn(`[browser] ${message}`)),
+  );
   // Only the settings that say where the embedded database comes from; nothing else of the environment.
   const { config } = loadConfig({
     env: { CACHE_DIR: process.env.CACHE_DIR, EMBEDDED_DB: process.env.EMBEDDED_DB },

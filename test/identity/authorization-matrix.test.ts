@@ -86,6 +86,13 @@ const TABLE: Record<string, Entry> = {
     }),
   },
   // API documentation (public).
+  // The dashboard page and its assets are public (a sign-in form); its data comes from the admin API.
+  'GET /admin': { expect: everyone(200) },
+  'GET /admin/': { expect: everyone(200) },
+  'GET /admin/assets/:file': {
+    expect: everyone(200),
+    request: async () => ({ params: { file: 'dashboard.js' } }),
+  },
   'GET /api/v2/docs': { expect: everyone(200) },
   'GET /api/v2/docs/static/index.html': { expect: everyone(302) },
   'GET /api/v2/docs/static/swagger-initializer.js': { expect: everyone(200) },
