@@ -13,12 +13,10 @@
 //   npm run bench:observability -- --quick    2 rounds of 3 s (under a minute)
 import http from 'node:http';
 import os from 'node:os';
-import { BENCH_ADMIN, loginBenchAdmin, startAppServer, type AppServer } from './lib/app.js';
+import { BENCH_ADMIN, startAppServer, type AppServer } from './lib/app.js';
 import { parseBenchArgs } from './lib/args.js';
 import { startBenchDatabase } from './lib/database.js';
-import type { LoadResult, ServerCpu } from './lib/load.js';
-import { createPublicChannel, sendLoad } from './lib/messages.js';
-import { printTable } from './lib/report.js';
+import { copySenders, summariseCopies, type Copy, type CopyRound } from './lib/copies.js';
 import { runBench } from './lib/run.js';
 import { median, ratio, round } from './lib/stats.js';
 
@@ -31,13 +29,6 @@ const SCRAPE_EVERY_MS = 1000;
 
 const { quick } = parseBenchArgs();
 const plan = quick ? { rounds: 2, durationS: 3, warmupS: 1 } : { rounds: 4, durationS: 6, warmupS: 2 };
-
-type Copy = 'on' | 'off';
-interface Round extends LoadResult {
-  copy: Copy;
-  round: number;
-  cpu: ServerCpu | undefined;
-}
 
 await runBench('observability', async () => {
   console.log(
@@ -64,21 +55,11 @@ await runBench('observability', async () => {
       `settings, MESSAGES_PER_MINUTE=1000000`,
   );
 
-  const copies = { on: await prepare(on), off: await prepare(off) };
-  const send = (copy: Copy, durationS: number) => {
-    const { app, headers, channelIds } = copies[copy];
-    return sendLoad(app, {
-      url: app.url('/api/v2/messages'),
-      headers,
-      channelIds,
-      durationS,
-      connections: CONNECTIONS,
-    });
-  };
+  const send = await copySenders({ on, off }, { channels: CHANNELS, connections: CONNECTIONS });
 
   await send('on', plan.warmupS);
   await send('off', plan.warmupS);
-  const rounds: Round[] = [];
+  const rounds: CopyRound[] = [];
   const healthMs: number[] = [];
   let scrapes = 0;
   for (let n = 1; n <= plan.rounds; n++) {
@@ -99,23 +80,7 @@ await runBench('observability', async () => {
     console.error(`[bench] round ${n}/${plan.rounds} done`);
   }
 
-  const summary = (copy: Copy) => {
-    const mine = rounds.filter((r) => r.copy === copy);
-    return {
-      rps: median(mine.map((r) => r.rps)),
-      p99: median(mine.map((r) => r.latencyP99Ms)),
-      us: median(mine.map((r) => r.cpu?.usPerRequest ?? Number.NaN)),
-      non2xx: mine.reduce((sum, r) => sum + r.non2xx, 0),
-    };
-  };
-  const [onSummary, offSummary] = [summary('on'), summary('off')];
-  printTable(
-    ['copy', 'median req/s', 'median p99 ms', 'CPU µs/req', 'non-2xx'],
-    (['on', 'off'] as const).map((copy) => {
-      const s = copy === 'on' ? onSummary : offSummary;
-      return [copy, Math.round(s.rps), s.p99, round(s.us, 1), s.non2xx];
-    }),
-  );
+  const { on: onSummary, off: offSummary } = summariseCopies(rounds);
   const sendRatio = ratio(onSummary.rps, offSummary.rps);
   const sorted = [...healthMs].sort((a, b) => a - b);
   const healthP99 = round(
@@ -145,15 +110,6 @@ await runBench('observability', async () => {
     quick,
   };
 });
-
-/** Logs in and makes the channels the sends go to. */
-async function prepare(app: AppServer) {
-  const token = await loginBenchAdmin(app);
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const channelIds: string[] = [];
-  for (let n = 0; n < CHANNELS; n++) channelIds.push(await createPublicChannel(app, headers, `bench-${n}`));
-  return { app, headers, channelIds };
-}
 
 /**
  * While the "on" copy works: health probed every HEALTH_EVERY_MS (each latency recorded) and metrics

@@ -15,12 +15,11 @@ import { loadConfig } from '../src/config/index.js';
 import { DetectionEngine, userPrincipal } from '../src/security/engine.js';
 import { inspectFrame } from '../src/security/inspect.js';
 import { MemorySecurityStore } from '../src/security/store.js';
-import { BENCH_ADMIN, loginBenchAdmin, startAppServer, type AppServer } from './lib/app.js';
+import { BENCH_ADMIN, startAppServer } from './lib/app.js';
 import { parseBenchArgs } from './lib/args.js';
 import { startBenchDatabase } from './lib/database.js';
-import type { LoadResult, ServerCpu } from './lib/load.js';
-import { createPublicChannel, pick, sendLoad, sentence } from './lib/messages.js';
-import { printTable } from './lib/report.js';
+import { pick, sentence } from './lib/messages.js';
+import { copySenders, summariseCopies, type Copy, type CopyRound } from './lib/copies.js';
 import { runBench } from './lib/run.js';
 import { median, ratio, round } from './lib/stats.js';
 
@@ -31,13 +30,6 @@ const CONNECTIONS = 20;
 
 const { quick } = parseBenchArgs();
 const plan = quick ? { rounds: 2, durationS: 3, warmupS: 1 } : { rounds: 4, durationS: 6, warmupS: 2 };
-
-type Copy = 'on' | 'off';
-interface Round extends LoadResult {
-  copy: Copy;
-  round: number;
-  cpu: ServerCpu | undefined;
-}
 
 await runBench('security', async () => {
   console.log(
@@ -65,20 +57,10 @@ await runBench('security', async () => {
     `node ${process.version}, ${os.cpus().length} CPUs; database: ${database.engine}; production settings`,
   );
 
-  const copies = { on: await prepare(on), off: await prepare(off) };
-  const send = (copy: Copy, durationS: number) => {
-    const { app, headers, channelIds } = copies[copy];
-    return sendLoad(app, {
-      url: app.url('/api/v2/messages'),
-      headers,
-      channelIds,
-      durationS,
-      connections: CONNECTIONS,
-    });
-  };
+  const send = await copySenders({ on, off }, { channels: CHANNELS, connections: CONNECTIONS });
   await send('on', plan.warmupS);
   await send('off', plan.warmupS);
-  const rounds: Round[] = [];
+  const rounds: CopyRound[] = [];
   for (let n = 1; n <= plan.rounds; n++) {
     // Which copy goes first alternates, so neither always runs on a warmer or cooler machine.
     const order: Copy[] = n % 2 === 1 ? ['off', 'on'] : ['on', 'off'];
@@ -86,23 +68,7 @@ await runBench('security', async () => {
     console.error(`[bench] round ${n}/${plan.rounds} done`);
   }
 
-  const summary = (copy: Copy) => {
-    const mine = rounds.filter((r) => r.copy === copy);
-    return {
-      rps: median(mine.map((r) => r.rps)),
-      p99: median(mine.map((r) => r.latencyP99Ms)),
-      us: median(mine.map((r) => r.cpu?.usPerRequest ?? Number.NaN)),
-      non2xx: mine.reduce((sum, r) => sum + r.non2xx, 0),
-    };
-  };
-  const [onSummary, offSummary] = [summary('on'), summary('off')];
-  printTable(
-    ['copy', 'median req/s', 'median p99 ms', 'CPU µs/req', 'non-2xx'],
-    (['on', 'off'] as const).map((copy) => {
-      const s = copy === 'on' ? onSummary : offSummary;
-      return [copy, Math.round(s.rps), s.p99, round(s.us, 1), s.non2xx];
-    }),
-  );
+  const { on: onSummary, off: offSummary } = summariseCopies(rounds);
   const sendRatio = ratio(onSummary.rps, offSummary.rps);
   console.log(
     `ratio ${sendRatio} (target ≥ ${RATIO_TARGET}: ${sendRatio >= RATIO_TARGET ? 'met' : 'NOT met'}); ` +
@@ -122,15 +88,6 @@ await runBench('security', async () => {
     quick,
   };
 });
-
-/** Logs in and makes the channels the sends go to. */
-async function prepare(app: AppServer) {
-  const token = await loginBenchAdmin(app);
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const channelIds: string[] = [];
-  for (let n = 0; n < CHANNELS; n++) channelIds.push(await createPublicChannel(app, headers, `bench-${n}`));
-  return { app, headers, channelIds };
-}
 
 /**
  * The frame inspector's work, as src/plugins/app/detection.ts does it for every frame: the user's ban

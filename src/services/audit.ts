@@ -55,22 +55,8 @@ export type AuditVerification =
       broken_at: { seq: number; id: string | null; reason: AuditBreakReason };
     };
 
-export interface PublicAuditRecord {
-  id: string;
-  seq: number;
-  at: string;
-  action: string;
-  actor_id: string | null;
-  target_type: string | null;
-  target_id: string | null;
-  outcome: AuditOutcome;
-  details: Record<string, unknown>;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  prev_hash: string;
-  hash: string;
-}
+/** A record as the API shows it: `id` for `_id`, and `at` as an RFC 3339 string in server.timezone. */
+export type PublicAuditRecord = Omit<AuditRecordDoc, '_id' | 'at'> & { id: string; at: string };
 
 export interface AuditListQuery {
   /** A user id or email, or a non-user actor such as "system" or "cli". */
@@ -292,22 +278,8 @@ export class AuditService {
   }
 
   toPublic(doc: AuditRecordDoc): PublicAuditRecord {
-    return {
-      id: doc._id,
-      seq: doc.seq,
-      at: formatTimestamp(doc.at, this.deps.timezone),
-      action: doc.action,
-      actor_id: doc.actor_id,
-      target_type: doc.target_type,
-      target_id: doc.target_id,
-      outcome: doc.outcome,
-      details: doc.details,
-      request_id: doc.request_id,
-      ip: doc.ip,
-      user_agent: doc.user_agent,
-      prev_hash: doc.prev_hash,
-      hash: doc.hash,
-    };
+    const { _id: id, at, ...fields } = doc;
+    return { id, ...fields, at: formatTimestamp(at, this.deps.timezone) };
   }
 
   // ---- writing (one record at a time, in the queue) ----
@@ -375,25 +347,10 @@ export class AuditService {
   private stored(doc: AuditRecordDoc): void {
     this.head = { seq: doc.seq, hash: doc.hash };
     this.highestStored = Math.max(this.highestStored, doc.seq);
+    // The mirror line carries the record as stored (UTC time), with the request's fields beside it.
+    const { _id: id, at, request_id, ip, user_agent, ...fields } = doc;
     this.deps.mirror.info(
-      {
-        audit: {
-          id: doc._id,
-          seq: doc.seq,
-          at: doc.at.toISOString(),
-          action: doc.action,
-          actor_id: doc.actor_id,
-          target_type: doc.target_type,
-          target_id: doc.target_id,
-          outcome: doc.outcome,
-          details: doc.details,
-          prev_hash: doc.prev_hash,
-          hash: doc.hash,
-        },
-        request_id: doc.request_id,
-        ip: doc.ip,
-        user_agent: doc.user_agent,
-      },
+      { audit: { id, ...fields, at: at.toISOString() }, request_id, ip, user_agent },
       doc.action,
     );
   }
