@@ -43,7 +43,13 @@ function files(dir: string, pattern: RegExp): string[] {
 }
 
 function lines(file: string): string[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  } catch (error) {
+    // Retention may remove a rotated file between listing the folder and reading it.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
 }
 
 function jsonLines(dir: string, pattern: RegExp): LogLine[] {

@@ -195,6 +195,25 @@ describe('scoring a signed-in user', () => {
     expect(await rawSocket(wsUrl(port, eve.id), eve.headers).closed).toBe(4429);
   });
 
+  it('scores what a socket upgrade carries in its URL, as its user once authenticated', async () => {
+    const { app, port } = listening();
+    const user = await person(app);
+    const socket = rawSocket(
+      wsUrl(port, user.id, `note=${encodeURIComponent("1' UNION SELECT password FROM users--")}`),
+      user.headers,
+    );
+    await socket.waitForType('hello');
+    const events = await eventsOf(`user:${user.id}`);
+    expect(events).toMatchObject([
+      {
+        action: 'observe',
+        path: `/api/v2/ws/${user.id}`,
+        rules: [{ id: 'injection.sql', where: 'query.note' }],
+      },
+    ]);
+    await socket.close();
+  });
+
   it('chat content full of code, SQL, shell and HTML never blocks its author', async () => {
     const { app, port } = listening();
     const dev = await person(app);

@@ -56,7 +56,7 @@ export interface Detection {
   /** The ban that refuses a socket: its user's, or its address's before authentication. */
   socketBan(userId: string | null, ip: string | null): Ban | undefined;
   /** A socket upgrade (churn is scored per user, or per address when unauthenticated). */
-  socketOpened(userId: string | null, ip: string | null, requestId: string): void;
+  socketOpened(request: FastifyRequest, userId: string | null): void;
   /** A structural value the plugin cannot see in the body (an uploaded file's name). */
   inspectValue(request: FastifyRequest, value: string, where: string): Promise<void>;
   /** Waits until every assessment started so far is finished (tests). */
@@ -354,11 +354,15 @@ export default fp(
     const detection: Detection = {
       engine,
       socketBan: (userId, ip) => engine.banOf(userId ? userPrincipal(userId) : ipPrincipal(ip)),
-      socketOpened: (userId, ip, requestId) => {
-        const subject = userId ? userOf(userId, ip) : addressOf(ip);
-        assessLater(subject, behaviour.socketOpened(subject.principal, Date.now()), {
-          request_id: requestId,
-        });
+      socketOpened: (request, userId) => {
+        const subject = userId ? userOf(userId, request.ip) : addressOf(request.ip);
+        // An upgrade has no response for onResponse to score: what its URL and headers fired goes here.
+        const fired = [
+          ...(request.detectionPending ?? []),
+          ...behaviour.socketOpened(subject.principal, Date.now()),
+        ];
+        request.detectionPending = undefined;
+        assessLater(subject, fired, requestRef(request));
       },
       inspectValue: async (request, value, where) => {
         const fired = inspectField(value, where);

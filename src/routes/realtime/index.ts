@@ -157,7 +157,7 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
 
       const auth = request.socketAuth!;
       const userId = 'principal' in auth ? auth.principal.id : null;
-      fastify.detection?.socketOpened(userId, request.ip, request.id);
+      fastify.detection?.socketOpened(request, userId);
       if (fastify.detection?.socketBan(userId, request.ip)) return socket.close(CLOSE.BLOCKED, 'blocked');
       if ('close' in auth) return socket.close(auth.close, auth.reason);
       const refusal = realtime.hub.refusal(auth.principal.id);
