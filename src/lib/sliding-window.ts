@@ -19,35 +19,49 @@ export interface EventLimiter {
 
 const NOTHING = async () => undefined;
 
+/** A key's event times, oldest first; `head` skips the expired ones (compacted now and then). */
+interface TimeLog {
+  times: number[];
+  head: number;
+}
+
 export class SlidingWindowLimiter implements EventLimiter {
-  private readonly log = new Map<string, number[]>();
+  private readonly logs = new Map<string, TimeLog>();
 
   constructor(
     private readonly limit: number,
     private readonly windowMs: number,
   ) {}
 
+  /** Amortised O(1) per take, however large the limit: expired times are skipped, not filtered out. */
   async take(key: string, now: number): Promise<Allowance> {
-    const times = (this.log.get(key) ?? []).filter((time) => now - time < this.windowMs);
-    if (times.length >= this.limit) {
-      this.log.set(key, times);
-      return { wait: Math.max(1, Math.ceil((times[0]! + this.windowMs - now) / 1000)), refund: NOTHING };
+    let log = this.logs.get(key);
+    if (!log) this.logs.set(key, (log = { times: [], head: 0 }));
+    const { times } = log;
+    while (log.head < times.length && now - times[log.head]! >= this.windowMs) log.head += 1;
+    if (log.head > 1024 && log.head * 2 > times.length) {
+      times.splice(0, log.head);
+      log.head = 0;
+    }
+    if (times.length - log.head >= this.limit) {
+      const oldest = times[log.head]!;
+      return { wait: Math.max(1, Math.ceil((oldest + this.windowMs - now) / 1000)), refund: NOTHING };
     }
     times.push(now);
-    this.log.set(key, times);
-    if (this.log.size > 100_000) this.prune(now);
+    if (this.logs.size > 100_000) this.prune(now);
     return { wait: 0, refund: async () => this.refund(key, now) };
   }
 
   private refund(key: string, time: number): void {
-    const times = this.log.get(key);
-    const index = times?.lastIndexOf(time) ?? -1;
-    if (times && index >= 0) times.splice(index, 1);
+    const log = this.logs.get(key);
+    const index = log ? log.times.lastIndexOf(time) : -1;
+    if (log && index >= log.head) log.times.splice(index, 1);
   }
 
   private prune(now: number): void {
-    for (const [key, times] of this.log) {
-      if (!times.some((time) => now - time < this.windowMs)) this.log.delete(key);
+    for (const [key, log] of this.logs) {
+      const newest = log.times.at(-1);
+      if (newest === undefined || now - newest >= this.windowMs) this.logs.delete(key);
     }
   }
 }
