@@ -1,0 +1,253 @@
+// What every reliability test uses: a private FerretDB it may stop and start, the server as real
+// processes (src/server.ts under tsx, configured only by its environment), the API over real HTTP, people
+// made by the first admin, real WebSocket clients, and the server's own health figures. Everything it
+// starts is stopped by `stopEverything` (call it in afterAll).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect, inject } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import {
+  ensureFerretDbBinary,
+  freePort,
+  launchFerretDb,
+  type FerretDbServer,
+} from '../../src/db/embedded.js';
+import type { Person } from '../conversations/fixtures.js';
+import { TEST_SECRET, uniqueDatabaseName } from '../helper.js';
+import {
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  bearer,
+  strongPassword,
+  unique,
+  uniqueEmail,
+} from '../identity/fixtures.js';
+import { rawSocket, wsUrl, type TestSocket } from '../realtime/client.js';
+import {
+  PrivateRedis,
+  health,
+  kill,
+  startServer,
+  stopAll,
+  waitForHealth,
+  type Health,
+  type ServerProcess,
+} from '../realtime/processes.js';
+
+export {
+  PrivateRedis,
+  health,
+  kill,
+  waitForHealth,
+  type Health,
+  type Person,
+  type ServerProcess,
+  type TestSocket,
+};
+
+export const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const cleanups: (() => Promise<void>)[] = [];
+
+/** Stops every server, database and socket the test started (afterAll). */
+export async function stopEverything(): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  await stopAll();
+}
+
+// ---- the database ----
+
+export interface PrivateDatabase {
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A FerretDB of the test's own (never the suite's shared one), stoppable and restartable on one port. */
+export async function privateDatabase(): Promise<PrivateDatabase> {
+  const { config } = loadConfig({ env: {}, cwd: os.tmpdir() });
+  const binary = await ensureFerretDbBinary(config.database.cache_dir, () => {});
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-reliability-db-'));
+  const port = await freePort();
+  let server: FerretDbServer | undefined;
+  const db: PrivateDatabase = {
+    url: `mongodb://127.0.0.1:${port}/`,
+    start: async () => {
+      server ??= await launchFerretDb({ binary, dataDir, port });
+    },
+    stop: async () => {
+      await server?.stop();
+      server = undefined;
+    },
+  };
+  cleanups.push(async () => {
+    await db.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  await db.start();
+  return db;
+}
+
+/** The suite's shared database server (from test/global-setup.ts), for tests that never stop it. */
+export function sharedDatabaseUrl(): string {
+  return inject('mongoUrl');
+}
+
+// ---- the server ----
+
+export interface ServerOptions {
+  /** MONGO_URL (default: the suite's shared database). */
+  databaseUrl?: string;
+  /** DB_NAME (default: a fresh one). Two instances of one deployment share it. */
+  databaseName?: string;
+  port?: number;
+  /** More environment (REDIS_URL, limits…); it wins over the defaults below. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts src/server.ts as an operator would (production mode, a first admin, JSON logs to its own folder)
+ * and waits until it is ready. Limits that would refuse a test's own traffic are raised; detection stays
+ * on with its defaults.
+ */
+export async function startSwitchboard(name: string, options: ServerOptions = {}): Promise<ServerProcess> {
+  const server = startServer(name, options.port ?? (await freePort()), {
+    MONGO_URL: options.databaseUrl ?? sharedDatabaseUrl(),
+    DB_NAME: options.databaseName ?? uniqueDatabaseName(),
+    SECRET_KEY: TEST_SECRET,
+    DEBUG: 'false',
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    MESSAGES_PER_MINUTE: '1000000',
+    RATE_LIMIT_PER_MINUTE: '10000000',
+    LOGIN_RATE_LIMIT: '1000000',
+    MAX_LOGIN_ATTEMPTS: '1000',
+    IP_MAX_LOGIN_FAILURES: '1000000',
+    MAX_EVENT_LOOP_DELAY_MS: '0',
+    HEALTH_CHECK_INTERVAL: '0.2',
+    LOG_CONSOLE: 'off',
+    ...options.env,
+  });
+  cleanups.push(() => kill(server.child));
+  await waitForHealth(server, ({ statusCode }) => statusCode === 200, 90_000);
+  return server;
+}
+
+/** Restarts a server process on the same port and environment (after `kill`). */
+export async function restart(server: ServerProcess, env: Record<string, string>): Promise<ServerProcess> {
+  const again = startServer(server.name, server.port, env);
+  cleanups.push(() => kill(again.child));
+  await waitForHealth(again, ({ statusCode }) => statusCode === 200, 90_000);
+  return again;
+}
+
+/** The figures health keeps: RSS and heap, for the memory checks. */
+export async function memoryOf(server: ServerProcess): Promise<{ rss: number; heap: number }> {
+  const response = await fetch(`http://127.0.0.1:${server.port}/api/v2/health`);
+  const body = (await response.json()) as { system?: { rss_bytes: number; heap_used_bytes: number } };
+  return { rss: body.system?.rss_bytes ?? Number.NaN, heap: body.system?.heap_used_bytes ?? Number.NaN };
+}
+
+// ---- the API ----
+
+export interface Answer<T> {
+  status: number;
+  body: T;
+}
+
+export async function api<T = Record<string, unknown>>(
+  server: ServerProcess,
+  who: Person | undefined,
+  method: string,
+  url: string,
+  payload?: unknown,
+  timeoutMs = 30_000,
+): Promise<Answer<T>> {
+  const response = await fetch(`http://127.0.0.1:${server.port}/api/v2${url}`, {
+    method,
+    headers: {
+      ...(who ? bearer(who.token) : {}),
+      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(payload !== undefined ? { body: JSON.stringify(payload) } : {}),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON (never for our routes): kept as text for the failure message
+  }
+  return { status: response.status, body: body as T };
+}
+
+export async function ok<T = Record<string, unknown>>(answer: Promise<Answer<T>>, status = 200): Promise<T> {
+  const resolved = await answer;
+  expect(resolved.status, JSON.stringify(resolved.body)).toBe(status);
+  return resolved.body;
+}
+
+export async function login(server: ServerProcess, email: string, password: string): Promise<Person> {
+  const body = await ok<{ access_token: string; user: { id: string; name: string } }>(
+    api(server, undefined, 'POST', '/auth/login', { email, password }),
+  );
+  return {
+    id: body.user.id,
+    email,
+    name: body.user.name,
+    token: body.access_token,
+    headers: bearer(body.access_token),
+  };
+}
+
+export function loginAdmin(server: ServerProcess): Promise<Person> {
+  return login(server, ADMIN_EMAIL, ADMIN_PASSWORD);
+}
+
+/** A new member made by `admin`, signed in on `server`. */
+export async function newPerson(server: ServerProcess, admin: Person): Promise<Person> {
+  const email = uniqueEmail('rel');
+  const password = strongPassword();
+  await ok(
+    api(server, admin, 'POST', '/admin/users', {
+      email,
+      name: `Person ${unique('n')}`,
+      department: 'Engineering',
+      password,
+    }),
+    201,
+  );
+  return login(server, email, password);
+}
+
+/** A group channel owned by `owner` with `members`. */
+export async function newGroup(server: ServerProcess, owner: Person, members: Person[]): Promise<string> {
+  const channel = await ok<{ id: string }>(
+    api(server, owner, 'POST', '/channels', {
+      kind: 'group',
+      name: unique('rel-group'),
+      members: members.map((m) => m.id),
+    }),
+    201,
+  );
+  return channel.id;
+}
+
+// ---- sockets ----
+
+/** Opens a socket as `who` on `server` and waits for `hello`. */
+export async function connectTo(server: ServerProcess, who: Person, timeoutMs = 10_000): Promise<TestSocket> {
+  const socket = rawSocket(wsUrl(server.port, who.id), who.headers);
+  cleanups.push(async () => void (await socket.close()));
+  await socket.waitForType('hello', () => true, timeoutMs);
+  return socket;
+}
+
+/** A percentile of a list of numbers (p in 0..100). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
