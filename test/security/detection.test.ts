@@ -326,6 +326,49 @@ describe('the rules, through the app', () => {
     expect(ruleIds(await eventsOf(`ip:${stuffer}`))).toEqual(['brute_force.credential_stuffing']);
   });
 
+  it('a replayed refresh token scores the address that replayed it, not its owner', async () => {
+    const { app } = listening();
+    const password = 'Quartz-Replay-Pylon-4417';
+    const owner = await person(app, { password });
+    const thief = freshAddress();
+    const first = await from(thief, {
+      method: 'POST',
+      url: '/api/v2/auth/login',
+      payload: { email: owner.email, password },
+    });
+    const stolen = first.json().refresh_token as string;
+    expect(
+      (
+        await from(freshAddress(), {
+          method: 'POST',
+          url: '/api/v2/auth/refresh',
+          payload: { refresh_token: stolen },
+        })
+      ).statusCode,
+    ).toBe(200);
+    const replay = await from(thief, {
+      method: 'POST',
+      url: '/api/v2/auth/refresh',
+      payload: { refresh_token: stolen },
+    });
+    expect(replay.statusCode).toBe(401);
+    expect(ruleIds(await eventsOf(`ip:${thief}`))).toEqual(['brute_force.refresh_reuse']);
+    // The owner only shows the (observe-only) login from a new address.
+    expect(ruleIds(await eventsOf(`user:${owner.id}`))).toEqual(['anomaly.new_login_context']);
+  });
+
+  it('socket churn: a user opening sockets beyond 20 a minute', async () => {
+    const { app, port } = listening();
+    const churner = await person(app);
+    // 5 points from the 21st on: the 23rd takes the score past 10 (observe) whatever decay did meanwhile.
+    for (let i = 0; i < 23; i++) {
+      const socket = await connect(port, churner);
+      await socket.close();
+      if (i === 19) expect(await eventsOf(`user:${churner.id}`)).toEqual([]);
+    }
+    expect(ruleIds(await eventsOf(`user:${churner.id}`))).toEqual(['flood.ws_churn']);
+  });
+
   it('enumeration: a burst of channel lookups that miss', async () => {
     const { app } = listening();
     const curious = await person(app);

@@ -152,6 +152,11 @@ describe('the stateful rules', () => {
       stuffing.push(fired(rules.loginFailed('ip:b', `user${i}@example.com`, t0 + i)));
     expect(stuffing.slice(0, 4).flat()).toEqual([]);
     expect(stuffing[4]).toEqual(['brute_force.credential_stuffing']);
+    // One address failing on many attempts at one account it keeps guessing: past 10, the address rule.
+    const perAddress = [];
+    for (let i = 0; i < 11; i++) perAddress.push(fired(rules.loginFailed('ip:c', 'one@example.com', t0 + i)));
+    expect(perAddress[9]).toEqual(['brute_force.account']);
+    expect(perAddress[10]).toEqual(['brute_force.account', 'brute_force.ip']);
     // Outside the window it starts again.
     expect(fired(rules.loginFailed('ip:b', 'user9@example.com', t0 + 16 * 60_000))).toEqual([]);
   });
