@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import app from './app.js';
 import {
   ConfigError,
@@ -34,8 +34,23 @@ export interface ExtraPlugin {
 /** An incoming x-request-id is kept only if it is short and plain, so it cannot forge log lines. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function serverOptions(config: Config, loggers: Loggers): FastifyServerOptions {
+/**
+ * Node's own timeouts, set so REQUEST_TIMEOUT_MS holds promptly: Node's defaults (headers 60 s, checked
+ * every 30 s) otherwise let a slowloris client or a body that never ends hold a connection for 20-90 s
+ * whatever the request timeout says (test/reliability/abuse.test.ts). 0 keeps Node's defaults.
+ */
+export function httpTimeouts(requestTimeoutMs: number): http.ServerOptions {
+  if (requestTimeoutMs <= 0) return {};
   return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 5))),
+  };
+}
+
+export function serverOptions(config: Config, loggers: Loggers): FastifyHttpOptions<http.Server> {
+  return {
+    http: httpTimeouts(config.server.request_timeout_ms),
     loggerInstance: loggers.main,
     logController: new AccessLogController(),
     genReqId: (request) => {
@@ -167,10 +182,10 @@ export async function listenForSockets(
   port: number,
 ): Promise<http.Server> {
   const { app } = server;
-  const listener = http.createServer((request, response) => app.routing(request, response));
   // The same bounds as the HTTP port (slow or idle clients cannot hold connections open).
-  listener.requestTimeout = app.server.requestTimeout;
-  listener.headersTimeout = app.server.headersTimeout;
+  const listener = http.createServer(httpTimeouts(app.server.requestTimeout), (request, response) =>
+    app.routing(request, response),
+  );
   listener.keepAliveTimeout = app.server.keepAliveTimeout;
   listener.on('upgrade', (request, socket, head) => app.server.emit('upgrade', request, socket, head));
   await new Promise<void>((resolve, reject) => {

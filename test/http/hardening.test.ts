@@ -1,5 +1,6 @@
-// HTTP hardening a browser or scanner notices: security headers, the CORS allow-list, and the published
-// OpenAPI document and docs UI.
+// HTTP hardening a browser or scanner notices: security headers, the CORS allow-list, the published
+// OpenAPI document and docs UI, and slow clients cut off on time.
+import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helper.js';
 
@@ -125,5 +126,40 @@ describe('security headers behind TLS', () => {
       headers: { origin: ALLOWED },
     });
     expect(response.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('slow clients', () => {
+  const testApp = useTestApp({ server: { request_timeout_ms: 1000 } });
+
+  /** Opens a raw connection, writes `data`, and resolves with what came back and when it closed. */
+  async function holdOpen(port: number, data: string): Promise<{ answer: string; closedAfterMs: number }> {
+    const started = Date.now();
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk) => (answer += chunk));
+    socket.on('error', () => undefined);
+    socket.write(data);
+    await new Promise((resolve) => socket.once('close', resolve));
+    return { answer, closedAfterMs: Date.now() - started };
+  }
+
+  it('are cut off with 408 by REQUEST_TIMEOUT_MS, not by Node defaults of a minute or more', async () => {
+    const { app } = testApp();
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    // Headers that never end (slowloris), and a body shorter than its Content-Length (never ends).
+    const [headers, body] = await Promise.all([
+      holdOpen(port, 'GET /api/v2/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1'),
+      holdOpen(
+        port,
+        'POST /api/v2/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email"',
+      ),
+    ]);
+    for (const { answer, closedAfterMs } of [headers, body]) {
+      expect(answer).toContain('408');
+      // Node's defaults would hold these for 30-90 s; a generous bound for a busy machine.
+      expect(closedAfterMs).toBeLessThan(10_000);
+    }
   });
 });
