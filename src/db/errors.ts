@@ -8,9 +8,26 @@ import {
   MongoNetworkTimeoutError,
 } from 'mongodb';
 
+/** Socket failures the driver may throw unwrapped when the server goes away mid-write. */
+const SOCKET_ERRORS = new Set([
+  'EPIPE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ERR_STREAM_DESTROYED',
+  'ERR_STREAM_WRITE_AFTER_END',
+]);
+
+/** Server codes of a server shutting down or killing operations (InterruptedAtShutdown, ShutdownInProgress…). */
+const SHUTDOWN_CODES = new Set([11600, 91, 11602, 189]);
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   return (
     error instanceof MongoServerSelectionError ||
+    (error instanceof MongoServerError &&
+      (SHUTDOWN_CODES.has(Number(error.code)) ||
+        // FerretDB cancels the operations in flight when it stops.
+        (error.code === 1 && /context canceled/.test(error.message)))) ||
+    (error instanceof Error && SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code))) ||
     error instanceof MongoNetworkError ||
     error instanceof MongoNetworkTimeoutError ||
     error instanceof MongoNotConnectedError ||

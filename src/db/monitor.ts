@@ -26,6 +26,9 @@ export class DatabaseMonitor {
   private inFlight: Promise<void> | undefined;
   private stopped = false;
   private readonly readyWaiters: (() => void)[] = [];
+  /** When the current outage began, and when the client was last reset during it. */
+  private downSince: number | undefined;
+  private lastReset = 0;
 
   constructor(
     private readonly db: Db,
@@ -40,6 +43,11 @@ export class DatabaseMonitor {
        * fails, so a server started without its database must connect again once the database is back.
        */
       connect: () => Promise<unknown>;
+      /**
+       * Closes the client and connects it again. Called when the database has been unreachable for long
+       * (see `ping`): a driver stuck on a dead connection never looks again by itself.
+       */
+      reset?: () => Promise<unknown>;
     },
   ) {
     this.state = {
@@ -117,14 +125,33 @@ export class DatabaseMonitor {
         this.options.log.info({ latency_ms: latency, engine: this.state.engine }, 'database reachable');
       }
       Object.assign(this.state, { status: 'up', latency_ms: latency, checked_at: new Date(), error: null });
+      this.downSince = undefined;
       if (!this.readyDone) await this.runReadyTasks();
     } catch (error) {
       if (this.stopped) return;
       if (this.state.status !== 'down') this.setDown(error);
       this.state.checked_at = new Date();
+      await this.resetIfStuck();
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * mongodb 6.22 can wait forever for a write on a socket the database closed (its monitor then never
+   * checks again, and every call fails with "connection closed" after the database is back: found by
+   * test/reliability/outage.test.ts). After an outage of max(10 s, 5 × timeout), and then at that
+   * interval, the client is closed and connected afresh; if the database is still away, that costs a
+   * failed connect.
+   */
+  private async resetIfStuck(): Promise<void> {
+    const now = Date.now();
+    this.downSince ??= now;
+    const patienceMs = Math.max(10_000, 5 * this.options.timeoutMs);
+    if (!this.options.reset || now - this.downSince < patienceMs || now - this.lastReset < patienceMs) return;
+    this.lastReset = now;
+    this.options.log.warn({ down_for_ms: now - this.downSince }, 'database client reset after a long outage');
+    await this.options.reset().catch(() => undefined);
   }
 
   private setDown(error: unknown): void {

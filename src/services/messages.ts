@@ -11,7 +11,7 @@
 import type { EventLimiter } from '../lib/sliding-window.js';
 import { can, type Actor } from '../auth/permissions.js';
 import type { Config } from '../config/index.js';
-import { isDuplicateKey } from '../db/errors.js';
+import { isDatabaseUnavailable, isDuplicateKey } from '../db/errors.js';
 import { Errors, invalidCursor, validationError, withRetryAfter } from '../errors.js';
 import { KeyedQueue } from '../lib/keyed-queue.js';
 import { pageOf } from '../lib/paging.js';
@@ -100,6 +100,8 @@ export class MessagesService {
       events: EventPublisher;
       /** MESSAGES_PER_MINUTE per sender, REST and WebSocket together (see plugins/app/limits.ts). */
       sendLimiter: EventLimiter;
+      /** What the database monitor knows: sends queued behind a failing one fail fast (see sendOnce). */
+      database?: { isDown(): boolean; unavailable(error: unknown): void };
       config: Config;
       log: { warn(object: object, message: string): void };
       now?: () => Date;
@@ -253,6 +255,10 @@ export class MessagesService {
     };
 
     const stored = await this.turns.run(channel._id, async () => {
+      // Sends in a channel go one at a time. With the database away, each would wait out the database
+      // timeout behind the one before it (the tenth answering after ten timeouts): once the monitor
+      // knows it is away, the rest are refused at once.
+      if (this.deps.database?.isDown()) throw new Errors.DATABASE_UNAVAILABLE();
       const marks = this.marksFor(channel);
       for (let attempt = 0; attempt < MAX_NUMBERING_ATTEMPTS; attempt += 1) {
         const seq = marks.seq + 1;
@@ -260,6 +266,7 @@ export class MessagesService {
         try {
           await this.deps.messages.insert(message);
         } catch (error) {
+          if (isDatabaseUnavailable(error)) this.deps.database?.unavailable(error);
           if (!isDuplicateKey(error)) throw error;
           // The client_id was used meanwhile (a retry through another process), or a number was taken.
           if (input.client_id !== undefined) {

@@ -65,6 +65,10 @@ export default fp(
       engine: embedded?.engine === 'mongod' ? 'mongodb' : (embedded?.engine ?? 'unknown'),
       log: fastify.log,
       connect: () => client.connect(),
+      reset: async () => {
+        await client.close(true).catch(() => undefined);
+        await client.connect();
+      },
     });
     monitor.onReady('indexes', ensureIndexes);
     monitor.onReady('installation', async (readyDb) => void (await ensureInstallation(readyDb, new Date())));

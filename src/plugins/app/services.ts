@@ -116,6 +116,16 @@ export default fp(
       audit,
       events,
       sendLimiter: fastify.limits.messages,
+      database: {
+        // Refusing a send because the database is away asks the monitor to look again at once, so sends
+        // resume as soon as it is back rather than at the next periodic check.
+        isDown: () => {
+          if (fastify.database.state.status !== 'down') return false;
+          void fastify.database.check();
+          return true;
+        },
+        unavailable: (error) => fastify.database.markUnavailable(error),
+      },
       config,
       log: fastify.log,
     });
