@@ -78,7 +78,12 @@ export class FrameServer implements FrameOutput {
     }
     if (!allowed) return this.fail(new Errors.FORBIDDEN(), frame.id);
     if (this.inFlight >= MAX_FRAMES_IN_FLIGHT) {
-      return this.fail(Object.assign(new Errors.RATE_LIMITED('a moment'), { retryAfterMs: 1000 }), frame.id);
+      // Back-pressure, not abuse: a slow server must not get a well-behaved client banned.
+      const busy = Object.assign(new Errors.RATE_LIMITED('a moment'), {
+        retryAfterMs: 1000,
+        backPressure: true,
+      });
+      return this.fail(busy, frame.id);
     }
     this.inFlight += 1;
     this.queue = this.queue.then(() => this.run(frame)).finally(() => (this.inFlight -= 1));
@@ -128,7 +133,8 @@ export class FrameServer implements FrameOutput {
       );
       if (described.statusCode >= 500 && described.code !== 'DATABASE_UNAVAILABLE')
         this.deps.log().error({ err: error }, 'websocket frame failed');
-      if (described.code === 'RATE_LIMITED') this.deps.hub.reportFault('rate_limited', this.deps.connection);
+      if (described.code === 'RATE_LIMITED' && !(error as { backPressure?: boolean }).backPressure)
+        this.deps.hub.reportFault('rate_limited', this.deps.connection);
       const retryAfterMs = (error as { retryAfterMs?: number }).retryAfterMs;
       this.reply({
         type: 'error',

@@ -360,18 +360,26 @@ export class ChannelsService {
     return { channel: this.toPublic(channel, membership), created };
   }
 
+  /**
+   * The direct channel between the caller and `other` if it exists yet (null otherwise); refuses a
+   * recipient nobody may write to. Changes nothing.
+   */
+  async existingDirect(actor: Actor, other: UserDoc): Promise<ChannelDoc | null> {
+    if (other._id === actor.id)
+      throw new Errors.INVALID_RECIPIENT('You cannot send a direct message to yourself');
+    // Checked on every use, not only when the channel is made: a disabled account receives nothing.
+    if (other.status !== 'active') throw new Errors.INVALID_RECIPIENT('This account is disabled');
+    return this.deps.channels.findByName(directChannelName(actor.id, other._id));
+  }
+
   /** The direct channel between the caller and `other`, created (with both memberships) on first use. */
   async directChannel(
     actor: Actor,
     other: UserDoc,
   ): Promise<ChannelAccess & { membership: MembershipDoc; created: boolean }> {
-    if (other._id === actor.id)
-      throw new Errors.INVALID_RECIPIENT('You cannot send a direct message to yourself');
-    // Checked on every use, not only when the channel is made: a disabled account receives nothing.
-    if (other.status !== 'active') throw new Errors.INVALID_RECIPIENT('This account is disabled');
+    let channel = await this.existingDirect(actor, other);
     const pair = [actor.id, other._id].sort();
     const name = directChannelName(actor.id, other._id);
-    let channel = await this.deps.channels.findByName(name);
     let created = false;
     if (!channel) {
       const fresh = channelDoc({

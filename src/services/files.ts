@@ -406,7 +406,7 @@ export class FilesService implements AttachmentSource {
 
   // ---- sharing in messages (AttachmentSource) ----
 
-  async resolve(actor: Actor, fileIds: string[], channelId: string): Promise<AttachmentDoc[]> {
+  async resolve(actor: Actor, fileIds: string[]): Promise<AttachmentDoc[]> {
     const attachments: AttachmentDoc[] = [];
     for (const fileId of fileIds) {
       const file = await this.deps.files.findById(fileId);
@@ -423,11 +423,14 @@ export class FilesService implements AttachmentSource {
         file_size: file.file_size,
       });
     }
-    // Shared before the message is stored: a message never shows a file its readers cannot open.
+    return attachments;
+  }
+
+  /** Shares checked files in a channel: its members may open them from now on. */
+  async share(fileIds: string[], channelId: string): Promise<void> {
     for (const fileId of fileIds) {
       if (!(await this.deps.files.shareIn(fileId, channelId))) throw new Errors.FILE_NOT_FOUND(fileId);
     }
-    return attachments;
   }
 
   async attached(messageId: string, fileIds: string[]): Promise<void> {

@@ -16,7 +16,7 @@ import { Errors, invalidCursor, validationError, withRetryAfter } from '../error
 import { KeyedQueue } from '../lib/keyed-queue.js';
 import { pageOf } from '../lib/paging.js';
 import { termsOf, words } from '../lib/search-terms.js';
-import type { ChannelDoc, MembershipDoc } from '../repositories/channels.js';
+import type { ChannelDoc } from '../repositories/channels.js';
 import {
   MESSAGE_ID_PATTERN,
   messageKey,
@@ -59,8 +59,10 @@ export interface SendInput {
 
 /** What messages need from the files service (services/files.ts); routes never see it. */
 export interface AttachmentSource {
-  /** Checks the files the actor attaches (theirs, not deleted) and shares them in the channel. */
-  resolve(actor: Actor, fileIds: string[], channelId: string): Promise<AttachmentDoc[]>;
+  /** Checks the files the actor attaches (theirs, not deleted); changes nothing. */
+  resolve(actor: Actor, fileIds: string[]): Promise<AttachmentDoc[]>;
+  /** Shares checked files in the channel (just before the message that shows them is stored). */
+  share(fileIds: string[], channelId: string): Promise<void>;
   /** Called once the message is stored, so deleting a file can mark the messages that show it. */
   attached(messageId: string, fileIds: string[]): Promise<void>;
   /** The URL a client downloads an attachment from (a signed link, so `<img src>` works). */
@@ -72,6 +74,7 @@ export const NO_FILES: AttachmentSource = {
   resolve: async (_actor, fileIds) => {
     throw new Errors.FILE_NOT_FOUND(fileIds[0]);
   },
+  share: async () => undefined,
   attached: async () => undefined,
   urlFor: (fileId) => `/api/v2/files/${fileId}`,
 };
@@ -100,6 +103,8 @@ export class MessagesService {
       events: EventPublisher;
       /** MESSAGES_PER_MINUTE per sender, REST and WebSocket together (see plugins/app/limits.ts). */
       sendLimiter: EventLimiter;
+      /** True while this process is the only one writing messages (no REDIS_URL): see `changes`. */
+      soleWriter?: () => boolean;
       /** What the database monitor knows: sends queued behind a failing one fail fast (see sendOnce). */
       database?: { isDown(): boolean; unavailable(error: unknown): void };
       config: Config;
@@ -219,26 +224,35 @@ export class MessagesService {
         { path: 'attachments', message: 'must name at least one file for message_type file' },
       ]);
     }
-    const { channel, recipientId } = await this.target(principal, input);
+    // Everything that can refuse the send runs before anything is written: a refused first message to
+    // someone must not leave a direct channel behind, nor a refused send a file shared.
+    const target = await this.target(principal, input);
+    const found = target.channel;
 
     if (input.client_id !== undefined) {
       const existing = await this.findByClientId(principal.id, input.client_id);
       if (existing) {
-        return { message: this.replay(existing, channel, namesOnly ? null : content), created: false };
+        if (!found) throw new Errors.CLIENT_ID_CONFLICT();
+        return { message: this.replay(existing, found, namesOnly ? null : content), created: false };
       }
     }
-    if (channel.archived_at) throw new Errors.CHANNEL_ARCHIVED();
+    if (found?.archived_at) throw new Errors.CHANNEL_ARCHIVED();
 
     let replyTo: string | null = null;
     if (input.reply_to) {
       const parent = await this.deps.messages.findById(input.reply_to);
-      if (!parent || parent.channel_id !== channel._id) throw new Errors.INVALID_REPLY_TO();
+      if (!parent || !found || parent.channel_id !== found._id) throw new Errors.INVALID_REPLY_TO();
       replyTo = parent._id;
     }
-    const attachments = fileIds.length ? await this.files.resolve(principal, fileIds, channel._id) : [];
+    const attachments = fileIds.length ? await this.files.resolve(principal, fileIds) : [];
     if (namesOnly) content = fileNamesText(attachments, this.deps.config.messages.max_length);
     // Counted once the send is known to be valid: a refused send does not use up the allowance.
     await this.takeSendAllowance(principal.id);
+
+    const channel = found ?? (await target.open());
+    const { recipientId } = target;
+    // Shared before the message is stored: a message never shows a file its readers cannot open.
+    if (fileIds.length) await this.files.share(fileIds, channel._id);
 
     const draft: NewMessage = {
       channelId: channel._id,
@@ -339,11 +353,14 @@ export class MessagesService {
     if (wait > 0) throw withRetryAfter(new Errors.RATE_LIMITED(`${wait} seconds`), wait);
   }
 
-  /** Where a send goes: a channel the caller belongs to, or the direct channel with a recipient. */
+  /**
+   * Where a send goes: a channel the caller belongs to, or the direct channel with a recipient. A direct
+   * channel not made yet is `null`, with `open()` to make it once the send is known to be valid.
+   */
   private async target(
     principal: Principal,
     input: SendInput,
-  ): Promise<{ channel: ChannelDoc; membership: MembershipDoc; recipientId: string | null }> {
+  ): Promise<{ channel: ChannelDoc | null; recipientId: string | null; open(): Promise<ChannelDoc> }> {
     if (input.recipient_id !== undefined) {
       const recipient = await this.deps.users.resolve(input.recipient_id).catch((error: unknown) => {
         if ((error as { code?: string }).code === 'USER_NOT_FOUND') {
@@ -351,15 +368,18 @@ export class MessagesService {
         }
         throw error;
       });
-      const direct = await this.deps.channels.directChannel(principal, recipient);
-      return { ...direct, recipientId: recipient._id };
+      const existing = await this.deps.channels.existingDirect(principal, recipient);
+      // The channel is opened (memberships ensured) on every send, as before: a crash between making it
+      // and its memberships heals here.
+      const open = async () => (await this.deps.channels.directChannel(principal, recipient)).channel;
+      return { channel: existing ? await open() : null, recipientId: recipient._id, open };
     }
     const access = await this.deps.channels.memberAccessForSend(principal, input.channel_id!);
     const recipientId =
       access.channel.kind === 'direct'
         ? (access.channel.participants?.find((id) => id !== principal.id) ?? null)
         : null;
-    return { ...access, recipientId };
+    return { channel: access.channel, recipientId, open: async () => access.channel };
   }
 
   private publishMessage(message: MessageDoc): void {
@@ -464,12 +484,20 @@ export class MessagesService {
     query: { since_seq: number; limit: number },
   ): Promise<{ channel_id: string; messages: PublicMessage[]; last_seq: number; has_more: boolean }> {
     const { channel } = await this.deps.channels.memberAccess(actor, reference);
+    // With nothing new, the high-water mark is the channel's own (never beyond it, so a client that
+    // sent a position from elsewhere is corrected rather than made to skip what comes next).
+    const marks = this.marks.get(channel._id);
+    const channelMark = Math.max(channel.last_change_seq ?? 0, marks?.changeSeq ?? 0);
+    // A process that is the only writer knows every change position it gave out: a client already at
+    // the end gets its answer without a query (on FerretDB that query reads every message; a reconnect
+    // storm of resumes took the database down: test/reliability/storm.test.ts). With other instances
+    // writing too, the query always runs.
+    if (marks && query.since_seq >= channelMark && this.deps.soleWriter?.()) {
+      return { channel_id: channel._id, messages: [], last_seq: channelMark, has_more: false };
+    }
     const docs = await this.deps.messages.changes(channel._id, actor.id, query.since_seq, query.limit + 1);
     const hasMore = docs.length > query.limit;
     const kept = docs.slice(0, query.limit);
-    // With nothing new, the high-water mark is the channel's own (never beyond it, so a client that
-    // sent a position from elsewhere is corrected rather than made to skip what comes next).
-    const channelMark = Math.max(channel.last_change_seq ?? 0, this.marks.get(channel._id)?.changeSeq ?? 0);
     const lastSeq = kept.at(-1)?.change_seq ?? Math.min(query.since_seq, channelMark);
     return {
       channel_id: channel._id,

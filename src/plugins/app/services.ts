@@ -116,6 +116,8 @@ export default fp(
       audit,
       events,
       sendLimiter: fastify.limits.messages,
+      // Without Redis there is no other instance (several instances on one database need REDIS_URL).
+      soleWriter: () => !config.redis.url,
       database: {
         // Refusing a send because the database is away asks the monitor to look again at once, so sends
         // resume as soon as it is back rather than at the next periodic check.
