@@ -84,12 +84,15 @@ export type ReactionAction = 'add' | 'remove' | 'replace';
 interface Marks {
   seq: number;
   changeSeq: number;
+  /** changeSeq was checked against the stored messages in this process's life (see `knownChangeSeq`). */
+  checked?: boolean;
 }
 
-/** A fixed one-minute window per sender: MESSAGES_PER_MINUTE across REST and WebSocket. */
 export class MessagesService {
   private readonly turns = new KeyedQueue();
   private readonly marks = new Map<string, Marks>();
+  /** Channels whose change position is being read from the messages (one read however many ask). */
+  private readonly checking = new Map<string, Promise<number>>();
   private readonly sendsInFlight = new Map<string, Promise<{ message: PublicMessage; created: boolean }>>();
   private files: AttachmentSource = NO_FILES;
 
@@ -141,9 +144,10 @@ export class MessagesService {
   private marksFor(channel: ChannelDoc): Marks {
     const known = this.marks.get(channel._id);
     const fromRecord = { seq: channel.last_seq, changeSeq: channel.last_change_seq ?? 0 };
-    const marks = {
+    const marks: Marks = {
       seq: Math.max(known?.seq ?? 0, fromRecord.seq),
       changeSeq: Math.max(known?.changeSeq ?? 0, fromRecord.changeSeq),
+      ...(known?.checked ? { checked: true } : {}),
     };
     if (!known && this.marks.size >= MAX_REMEMBERED_CHANNELS) this.marks.clear();
     this.marks.set(channel._id, marks);
@@ -182,6 +186,29 @@ export class MessagesService {
     let last = Math.max(channel.last_seq, this.latestSeqSeen(channel._id));
     while (await this.deps.messages.findById(messageKey(channel._id, last + 1))) last += 1;
     return last;
+  }
+
+  /**
+   * The channel's highest change position, exact while this process is the only writer: read from the
+   * messages the first time (the channel record may trail a crash), then kept by every write here.
+   */
+  private async knownChangeSeq(channel: ChannelDoc): Promise<number> {
+    const marks = this.marks.get(channel._id);
+    if (marks?.checked) return marks.changeSeq;
+    let reading = this.checking.get(channel._id);
+    if (!reading) {
+      reading = this.deps.messages.maxChangeSeq(channel._id).finally(() => this.checking.delete(channel._id));
+      this.checking.set(channel._id, reading);
+    }
+    const stored = await reading;
+    // In the channel's turn, like every change to the marks: writes meanwhile only moved them forward,
+    // and the larger of the two is the truth.
+    return this.turns.run(channel._id, async () => {
+      const current = this.marksFor(channel);
+      current.changeSeq = Math.max(current.changeSeq, stored);
+      current.checked = true;
+      return current.changeSeq;
+    });
   }
 
   /** The highest seq this process has stored in a channel (0 when it has not written there). */
@@ -486,13 +513,18 @@ export class MessagesService {
     const { channel } = await this.deps.channels.memberAccess(actor, reference);
     // With nothing new, the high-water mark is the channel's own (never beyond it, so a client that
     // sent a position from elsewhere is corrected rather than made to skip what comes next).
-    const marks = this.marks.get(channel._id);
-    const channelMark = Math.max(channel.last_change_seq ?? 0, marks?.changeSeq ?? 0);
-    // A process that is the only writer knows every change position it gave out: a client already at
-    // the end gets its answer without a query (on FerretDB that query reads every message; a reconnect
-    // storm of resumes took the database down: test/reliability/storm.test.ts). With other instances
-    // writing too, the query always runs.
-    if (marks && query.since_seq >= channelMark && this.deps.soleWriter?.()) {
+    // A process that is the only writer knows every change position once it has read the channel's
+    // highest from the messages (once per channel): a client already at the end gets its answer without
+    // a query (on FerretDB that query reads every message, and a reconnect storm of resumes took the
+    // database down: test/reliability/storm.test.ts). With other instances writing, the query always runs.
+    const known = this.deps.soleWriter?.() ? await this.knownChangeSeq(channel) : undefined;
+    // With nothing new, the high-water mark is the channel's own (never beyond it, so a client that
+    // sent a position from elsewhere is corrected rather than made to skip what comes next).
+    const channelMark = Math.max(
+      channel.last_change_seq ?? 0,
+      known ?? this.marks.get(channel._id)?.changeSeq ?? 0,
+    );
+    if (known !== undefined && query.since_seq >= known) {
       return { channel_id: channel._id, messages: [], last_seq: channelMark, has_more: false };
     }
     const docs = await this.deps.messages.changes(channel._id, actor.id, query.since_seq, query.limit + 1);
