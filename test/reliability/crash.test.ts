@@ -7,8 +7,7 @@
 // server's messages in the server's order.
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_SECRET, uniqueDatabaseName } from '../helper.js';
-import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../identity/fixtures.js';
+import { uniqueDatabaseName } from '../helper.js';
 import { recordSection } from './report.js';
 import { PROFILE } from './profile.js';
 import {
@@ -80,7 +79,7 @@ interface Send {
 }
 
 let server: ServerProcess;
-let env: Record<string, string> & { MONGO_URL: string; DB_NAME: string };
+const databaseName = uniqueDatabaseName();
 let channelId: string;
 let owner: Person;
 let reader: Person;
@@ -95,26 +94,8 @@ function captureOutput(process: ServerProcess): void {
 }
 
 beforeAll(async () => {
-  // The environment is kept, so that the restart runs the very same deployment.
-  env = {
-    MONGO_URL: sharedDatabaseUrl(),
-    DB_NAME: uniqueDatabaseName(),
-    SECRET_KEY: TEST_SECRET,
-    DEBUG: 'false',
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    MESSAGES_PER_MINUTE: '1000000',
-    RATE_LIMIT_PER_MINUTE: '10000000',
-    LOGIN_RATE_LIMIT: '1000000',
-    MAX_LOGIN_ATTEMPTS: '1000',
-    IP_MAX_LOGIN_FAILURES: '1000000',
-    MAX_EVENT_LOOP_DELAY_MS: '0',
-    HEALTH_CHECK_INTERVAL: '0.2',
-    // Warnings and errors on the console: evidence when a check fails.
-    LOG_CONSOLE: 'json',
-    LOG_LEVEL: 'warn',
-  };
-  server = await startSwitchboard('crash', { databaseUrl: env.MONGO_URL, databaseName: env.DB_NAME, env });
+  // Warnings and errors on the console: evidence when a check fails. The restart reuses all of it.
+  server = await startSwitchboard('crash', { databaseName, env: { LOG_CONSOLE: 'json', LOG_LEVEL: 'warn' } });
   captureOutput(server);
   const admin = await loginAdmin(server);
   const people: Person[] = [];
@@ -138,9 +119,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopEverything();
-  const client = new MongoClient(env.MONGO_URL);
+  const client = new MongoClient(sharedDatabaseUrl());
   try {
-    await client.db(env.DB_NAME).dropDatabase();
+    await client.db(databaseName).dropDatabase();
   } finally {
     await client.close();
   }
@@ -313,7 +294,7 @@ describe('crash and restart under traffic', () => {
 
     // ---- restart on the same port and environment ----
     const restartStart = Date.now();
-    server = await restart(first, env);
+    server = await restart(first);
     const restartMs = Date.now() - restartStart;
     captureOutput(server);
 

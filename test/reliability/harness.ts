@@ -112,7 +112,7 @@ export interface ServerOptions {
  * on with its defaults.
  */
 export async function startSwitchboard(name: string, options: ServerOptions = {}): Promise<ServerProcess> {
-  const server = startServer(name, options.port ?? (await freePort()), {
+  const env = {
     MONGO_URL: options.databaseUrl ?? sharedDatabaseUrl(),
     DB_NAME: options.databaseName ?? uniqueDatabaseName(),
     SECRET_KEY: TEST_SECRET,
@@ -128,15 +128,23 @@ export async function startSwitchboard(name: string, options: ServerOptions = {}
     HEALTH_CHECK_INTERVAL: '0.2',
     LOG_CONSOLE: 'off',
     ...options.env,
-  });
+  };
+  const server = startServer(name, options.port ?? (await freePort()), env);
+  environments.set(server, env);
   cleanups.push(() => kill(server.child));
   await waitForHealth(server, ({ statusCode }) => statusCode === 200, 90_000);
   return server;
 }
 
-/** Restarts a server process on the same port and environment (after `kill`). */
-export async function restart(server: ServerProcess, env: Record<string, string>): Promise<ServerProcess> {
+/** Each started server's environment, so a restart runs the very same deployment. */
+const environments = new WeakMap<ServerProcess, Record<string, string>>();
+
+/** Restarts a server process (after `kill`) on the same port with the same environment. */
+export async function restart(server: ServerProcess): Promise<ServerProcess> {
+  const env = environments.get(server);
+  if (!env) throw new Error(`${server.name} was not started by startSwitchboard`);
   const again = startServer(server.name, server.port, env);
+  environments.set(again, env);
   cleanups.push(() => kill(again.child));
   await waitForHealth(again, ({ statusCode }) => statusCode === 200, 90_000);
   return again;
