@@ -372,12 +372,16 @@ export class ChannelsService {
     return this.deps.channels.findByName(directChannelName(actor.id, other._id));
   }
 
-  /** The direct channel between the caller and `other`, created (with both memberships) on first use. */
+  /**
+   * The direct channel between the caller and `other`, created (with both memberships) on first use.
+   * `found`: what `existingDirect` just answered, so the send path looks it up once.
+   */
   async directChannel(
     actor: Actor,
     other: UserDoc,
+    found?: ChannelDoc | null,
   ): Promise<ChannelAccess & { membership: MembershipDoc; created: boolean }> {
-    let channel = await this.existingDirect(actor, other);
+    let channel = found !== undefined ? found : await this.existingDirect(actor, other);
     const pair = [actor.id, other._id].sort();
     const name = directChannelName(actor.id, other._id);
     let created = false;

@@ -398,7 +398,8 @@ export class MessagesService {
       const existing = await this.deps.channels.existingDirect(principal, recipient);
       // The channel is opened (memberships ensured) on every send, as before: a crash between making it
       // and its memberships heals here.
-      const open = async () => (await this.deps.channels.directChannel(principal, recipient)).channel;
+      const open = async () =>
+        (await this.deps.channels.directChannel(principal, recipient, existing)).channel;
       return { channel: existing ? await open() : null, recipientId: recipient._id, open };
     }
     const access = await this.deps.channels.memberAccessForSend(principal, input.channel_id!);
