@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { MongoClient } from 'mongodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { EmbeddedDatabaseError, startEmbeddedDatabase } from '../../src/db/embedded.js';
@@ -77,5 +78,30 @@ describe('embedded database', () => {
     const again = await start(dir, 'ferretdb', (message) => quiet.push(message));
     await again.stop();
     expect(quiet).toEqual([]);
+  }, 60_000);
+
+  it('keeps every acknowledged write when the database server is killed (SQLite synchronous=NORMAL)', async () => {
+    const dir = dataDir();
+    const written = Array.from({ length: 200 }, (_, n) => ({ _id: `m${n}`, n }));
+    const first = await start(dir);
+    let client = new MongoClient(first.url, { serverSelectionTimeoutMS: 5_000 });
+    try {
+      // One acknowledged insert after another, as sends are; the kill comes right after the last answer.
+      for (const doc of written) await client.db('durability').collection('messages').insertOne(doc);
+      const pid = Number(fs.readFileSync(path.join(dir, 'ferretdb', 'ferretdb.pid'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+    } finally {
+      await client.close(true);
+      await first.stop();
+    }
+    const again = await start(dir);
+    client = new MongoClient(again.url, { serverSelectionTimeoutMS: 5_000 });
+    try {
+      const stored = await client.db('durability').collection('messages').find().sort({ n: 1 }).toArray();
+      expect(stored).toEqual(written);
+    } finally {
+      await client.close();
+      await again.stop();
+    }
   }, 60_000);
 });
