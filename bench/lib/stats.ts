@@ -17,3 +17,10 @@ export function round(value: number, decimals = 0): number {
   const factor = 10 ** decimals;
   return Math.round(value * factor) / factor;
 }
+
+/** The `p`-th percentile (0–100) of `values`, nearest rank (NaN when there are none). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -87,7 +87,8 @@ describe('embedded database', () => {
     let client = new MongoClient(first.url, { serverSelectionTimeoutMS: 5_000 });
     try {
       // One acknowledged insert after another, as sends are; the kill comes right after the last answer.
-      for (const doc of written) await client.db('durability').collection('messages').insertOne(doc);
+      const messages = client.db('durability').collection<(typeof written)[number]>('messages');
+      for (const doc of written) await messages.insertOne(doc);
       const pid = Number(fs.readFileSync(path.join(dir, 'ferretdb', 'ferretdb.pid'), 'utf8'));
       process.kill(pid, 'SIGKILL');
     } finally {
@@ -97,7 +98,8 @@ describe('embedded database', () => {
     const again = await start(dir);
     client = new MongoClient(again.url, { serverSelectionTimeoutMS: 5_000 });
     try {
-      const stored = await client.db('durability').collection('messages').find().sort({ n: 1 }).toArray();
+      const messages = client.db('durability').collection<(typeof written)[number]>('messages');
+      const stored = await messages.find().sort({ n: 1 }).toArray();
       expect(stored).toEqual(written);
     } finally {
       await client.close();
