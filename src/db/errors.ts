@@ -1,5 +1,6 @@
 // Which driver errors mean "the database cannot be reached" (→ 503 DATABASE_UNAVAILABLE) rather than a bug.
 import {
+  MongoClientClosedError,
   MongoNetworkError,
   MongoServerError,
   MongoNotConnectedError,
@@ -32,6 +33,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     error instanceof MongoNetworkTimeoutError ||
     error instanceof MongoNotConnectedError ||
     error instanceof MongoTopologyClosedError ||
+    // Operations in flight when the client is closed and connected afresh (db/monitor.ts resetIfStuck).
+    error instanceof MongoClientClosedError ||
     (error instanceof Error && error.name === 'MongoPoolClearedError') ||
     (error instanceof Error && error.name === 'DatabaseUnavailableError')
   );

@@ -24,11 +24,14 @@ export class DatabaseMonitor {
   private readyDone = false;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
+  private pingCommand: Promise<unknown> | undefined;
   private stopped = false;
   private readonly readyWaiters: (() => void)[] = [];
   /** When the current outage began, and when the client was last reset during it. */
   private downSince: number | undefined;
   private lastReset = 0;
+  /** The last ping timed out while the database answered other commands. */
+  private busy = false;
 
   constructor(
     private readonly db: Db,
@@ -48,6 +51,12 @@ export class DatabaseMonitor {
        * (see `ping`): a driver stuck on a dead connection never looks again by itself.
        */
       reset?: () => Promise<unknown>;
+      /**
+       * Whether the client has had any answer from the database since `since` (a performance.now() time).
+       * A ping that times out while other commands are answered waited behind them in the pool's queue:
+       * the database is busy, not gone.
+       */
+      answeredSince?: (since: number) => boolean;
     },
   ) {
     this.state = {
@@ -111,8 +120,14 @@ export class DatabaseMonitor {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     try {
+      // A ping still queued from an earlier check is waited for again rather than joined by another.
+      this.pingCommand ??= this.options
+        .connect()
+        .then(() => this.db.command({ ping: 1 }))
+        .finally(() => (this.pingCommand = undefined));
+      this.pingCommand.catch(() => undefined); // judged by the race below, or by the next check
       await Promise.race([
-        this.options.connect().then(() => this.db.command({ ping: 1 })),
+        this.pingCommand,
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer to ping within ${this.options.timeoutMs} ms`)),
@@ -121,14 +136,21 @@ export class DatabaseMonitor {
         }),
       ]);
       const latency = Math.round((performance.now() - started) * 100) / 100;
-      if (this.state.status !== 'up') {
-        this.options.log.info({ latency_ms: latency, engine: this.state.engine }, 'database reachable');
-      }
-      Object.assign(this.state, { status: 'up', latency_ms: latency, checked_at: new Date(), error: null });
-      this.downSince = undefined;
+      if (this.busy) this.options.log.info({ latency_ms: latency }, 'database no longer busy');
+      this.busy = false;
+      this.setUp(latency);
       if (!this.readyDone) await this.runReadyTasks();
     } catch (error) {
       if (this.stopped) return;
+      if (this.options.answeredSince?.(started)) {
+        // Marking it down would refuse work the database is doing, and a reset would cut it off.
+        const waited = Math.round(performance.now() - started);
+        if (!this.busy)
+          this.options.log.warn({ waited_ms: waited }, 'database busy: a ping waited behind other work');
+        this.busy = true;
+        this.setUp(waited);
+        return;
+      }
       if (this.state.status !== 'down') this.setDown(error);
       this.state.checked_at = new Date();
       await this.resetIfStuck();
@@ -152,6 +174,14 @@ export class DatabaseMonitor {
     this.lastReset = now;
     this.options.log.warn({ down_for_ms: now - this.downSince }, 'database client reset after a long outage');
     await this.options.reset().catch(() => undefined);
+  }
+
+  private setUp(latencyMs: number): void {
+    if (this.state.status !== 'up') {
+      this.options.log.info({ latency_ms: latencyMs, engine: this.state.engine }, 'database reachable');
+    }
+    Object.assign(this.state, { status: 'up', latency_ms: latencyMs, checked_at: new Date(), error: null });
+    this.downSince = undefined;
   }
 
   private setDown(error: unknown): void {

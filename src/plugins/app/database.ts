@@ -49,8 +49,9 @@ export default fp(
 
     const client = new MongoClient(url, {
       appName: 'switchboard',
-      // Command events feed the database metrics (plugins/app/metrics.ts).
-      monitorCommands: monitoring.metrics_enabled,
+      // Command events feed the database metrics (plugins/app/metrics.ts) and tell the monitor that the
+      // database is answering while its ping waits in the pool's queue.
+      monitorCommands: true,
       maxPoolSize: database.pool_size,
       // These bound how long a request can wait on a database that is gone: it then gets 503.
       serverSelectionTimeoutMS: database.timeout_ms,
@@ -58,6 +59,8 @@ export default fp(
       heartbeatFrequencyMS: Math.max(500, Math.min(10_000, database.timeout_ms)),
     });
     const db = client.db(database.name);
+    let lastAnswerAt = Number.NEGATIVE_INFINITY;
+    client.on('commandSucceeded', () => (lastAnswerAt = performance.now()));
     const monitor = new DatabaseMonitor(db, {
       intervalMs: monitoring.health_check_interval_s * 1000,
       timeoutMs: Math.min(database.timeout_ms, 2_000),
@@ -65,6 +68,7 @@ export default fp(
       engine: embedded?.engine === 'mongod' ? 'mongodb' : (embedded?.engine ?? 'unknown'),
       log: fastify.log,
       connect: () => client.connect(),
+      answeredSince: (since) => lastAnswerAt >= since,
       reset: async () => {
         await client.close(true).catch(() => undefined);
         await client.connect();
