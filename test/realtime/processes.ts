@@ -131,7 +131,11 @@ export function startServer(name: string, port: number, env: Record<string, stri
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? os.homedir(),
       CONFIG_DIR: configDir,
-      LOG_DIR: path.join(cwd, 'logs'),
+      // TEST_SERVER_LOG_DIR keeps each server's logs there (in a folder named after it) after the run.
+      LOG_DIR: path.join(
+        process.env.TEST_SERVER_LOG_DIR ?? cwd,
+        process.env.TEST_SERVER_LOG_DIR ? name : 'logs',
+      ),
       PORT: String(port),
       HOST: '127.0.0.1',
       ...env,
