@@ -1,5 +1,6 @@
 // What each client frame does. Sends, edits, reactions and read marks run the very same service calls as
 // REST, so idempotency, validation, permissions and the per-user send limit are identical on both.
+import type { LimitFunction } from 'p-limit';
 import type { Config } from '../config/index.js';
 import { Errors, validationError } from '../errors.js';
 import { isId } from '../lib/ids.js';
@@ -25,6 +26,8 @@ export interface FrameOutput {
 export interface HandlerDeps {
   config: Config['ws'];
   hub: Hub;
+  /** Runs the database work of sockets coming and going, a few at a time (plugins/app/realtime.ts). */
+  connectionWork: LimitFunction;
   presence: Presence;
   messages: MessagesService;
   channels: ChannelsService;
@@ -188,10 +191,13 @@ export class FrameHandlers {
       // Events carry channel ids: a channel named by name is looked up first, so its hold catches them.
       const channelId = isId(reference)
         ? reference
-        : ((await this.deps.channels.find(reference))?._id ?? reference);
+        : ((await this.deps.connectionWork(() => this.deps.channels.find(reference)))?._id ?? reference);
       out.hold(channelId);
       try {
-        const changes = await this.deps.messages.changes(principal, channelId, { since_seq: since, limit });
+        const hubMember = this.deps.hub.isMember(principal.id, channelId);
+        const changes = await this.deps.connectionWork(() =>
+          this.deps.messages.changes(principal, channelId, { since_seq: since, limit }, { hubMember }),
+        );
         let bytes = 0;
         const fitting = changes.messages.findIndex(
           (message) => (bytes += Buffer.byteLength(JSON.stringify(message))) > byteBudget,

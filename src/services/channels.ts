@@ -160,6 +160,7 @@ export class ChannelsService {
     string,
     { access: ChannelAccess & { membership: MembershipDoc }; at: number }
   >();
+  private readonly memberChannels = new Map<string, { channel: ChannelDoc; at: number }>();
 
   /** The messages service tells where each channel's numbering stands in this process. */
   useLatestSeq(source: (channelId: string) => number, probe: (channel: ChannelDoc) => Promise<number>): void {
@@ -251,9 +252,26 @@ export class ChannelsService {
     return access;
   }
 
-  /** Membership removed, channel archived or renamed: no send may rely on an earlier check. */
+  /**
+   * The channel `channelId` for a member already vouched for by the realtime hub, whose membership view is
+   * what live delivery goes by (so a resume may read what delivery would have sent). The channel record
+   * comes from a cache as short-lived as the send checks': a reconnect storm reads each channel about once
+   * a second, not once per socket. CHANNEL_NOT_FOUND when it does not exist.
+   */
+  async channelForMember(channelId: string): Promise<ChannelDoc> {
+    const cached = this.memberChannels.get(channelId);
+    if (cached && Date.now() - cached.at < SEND_ACCESS_CACHE_MS) return cached.channel;
+    const channel = isId(channelId) ? await this.deps.channels.findById(channelId) : null;
+    if (!channel) throw new Errors.CHANNEL_NOT_FOUND();
+    if (this.memberChannels.size >= SEND_ACCESS_CACHE_SIZE) this.memberChannels.clear();
+    this.memberChannels.set(channelId, { channel, at: Date.now() });
+    return channel;
+  }
+
+  /** Membership removed, channel archived or renamed: no send or resume may rely on an earlier check. */
   private forgetSendAccess(): void {
     this.sendAccess.clear();
+    this.memberChannels.clear();
   }
 
   private assertOpen(channel: ChannelDoc): void {

@@ -444,4 +444,31 @@ describe('resuming after a disconnect', () => {
     expect(pong.type).toBe('ack');
     await socket.close();
   });
+
+  it('stops syncing a channel to a connected member as soon as they are removed from it', async () => {
+    // A resume of a channel the hub has the user in reads no membership (the hub's view is what live
+    // delivery goes by): a removal must take the channel out of that view at once.
+    const [alice, bob] = await Promise.all([person(app()), person(app())]);
+    const team = await createChannel(app(), bob, {
+      name: unique('team'),
+      kind: 'group',
+      members: [alice.id],
+    });
+    const before = await send(app(), bob, { channel_id: team.id, content: 'while alice is in' });
+    const socket = await connect(listening().port, alice);
+    const first = await resume(socket, { [team.id]: 0 });
+    expect(first.syncs).toEqual([
+      { type: 'sync', channel_id: team.id, messages: [before], last_seq: before.change_seq, complete: true },
+    ]);
+
+    await ok(call(app(), bob, 'DELETE', `/channels/${team.id}/members/${alice.id}`), 204);
+    await send(app(), bob, { channel_id: team.id, content: 'after alice left' });
+    const second = await resume(socket, { [team.id]: 0 });
+    expect(second.syncs).toEqual([]);
+    expect(second.errors).toEqual([
+      expect.objectContaining({ channel_id: team.id, code: 'CHANNEL_NOT_FOUND' }),
+    ]);
+    expect(JSON.stringify(second.errors)).not.toContain('after alice left');
+    await socket.close();
+  });
 });

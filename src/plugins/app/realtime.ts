@@ -2,6 +2,7 @@
 // presence, the frame handlers, tickets, long-poll subscriptions, and the link to other instances
 // (Redis when REDIS_URL is set). It subscribes to what the services publish and tell.
 import fp from 'fastify-plugin';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { RedisCluster, SoloCluster, type Cluster } from '../../realtime/cluster.js';
 import { CLOSE } from '../../realtime/connection.js';
 import { FrameHandlers } from '../../realtime/handlers.js';
@@ -15,10 +16,21 @@ const SESSION_RECHECK_MS = 30_000;
 /** Longest a shutdown waits to tell other instances that this one's users left. */
 const LEAVING_WAIT_MS = 2000;
 
+/**
+ * The database work that sockets coming and going cause (authentication, the channel list, the chosen
+ * presence, resume reads, last-seen writes, the periodic session checks) runs on at most this share of the
+ * database connection pool at a time. A reconnect storm then queues here rather than in the driver's
+ * pool, where every send and request would wait behind it: with 5,000 sockets reconnecting, a send took
+ * seconds instead of milliseconds (test/reliability/storm.test.ts).
+ */
+const CONNECTION_WORK_SHARE_OF_POOL = 1 / 4;
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export interface Realtime {
   hub: Hub;
+  /** Runs the database work of sockets coming and going; see CONNECTION_WORK_SHARE_OF_POOL. */
+  connectionWork: LimitFunction;
   presence: Presence;
   handlers: FrameHandlers;
   tickets: Tickets;
@@ -48,19 +60,23 @@ export default fp(
         : 'realtime hub runs alone (no REDIS_URL)',
     );
 
+    const connectionWork = pLimit(
+      Math.max(2, Math.floor(config.database.pool_size * CONNECTION_WORK_SHARE_OF_POOL)),
+    );
     const hub: Hub = new Hub({
       config: config.ws,
       cluster,
-      channelIdsOf: (userId) => fastify.channels.memberChannelIds({ id: userId, roles: [] }),
+      channelIdsOf: (userId) =>
+        connectionWork(() => fastify.channels.memberChannelIds({ id: userId, roles: [] })),
       log: fastify.log,
     });
     const presence = new Presence({
       cluster,
       graceMs: config.ws.presence_grace_ms,
       flushMs: config.ws.status_flush_ms,
-      chosenStatus: (userId) => fastify.users.chosenPresence(userId),
+      chosenStatus: (userId) => connectionWork(() => fastify.users.chosenPresence(userId)),
       saveChosenStatus: (userId, status) => fastify.users.choosePresence(userId, status),
-      saveLastSeen: (userId, at) => fastify.users.markSeen(userId, at),
+      saveLastSeen: (userId, at) => connectionWork(() => fastify.users.markSeen(userId, at)),
       localUsers: () => hub.connectedUserIds(),
       isLocal: (userId) => hub.isConnected(userId),
       broadcast: (frame) => hub.deliverLocal(frame, { kind: 'everyone' }),
@@ -70,6 +86,7 @@ export default fp(
     const handlers = new FrameHandlers({
       config: config.ws,
       hub,
+      connectionWork,
       presence,
       messages: fastify.messages,
       channels: fastify.channels,
@@ -109,7 +126,7 @@ export default fp(
         perTick = Math.ceil(due.length / (SESSION_RECHECK_MS / 1000));
       }
       for (const sessionId of due.splice(0, perTick)) {
-        fastify.auth.recheckSession(sessionId).then(
+        connectionWork(() => fastify.auth.recheckSession(sessionId)).then(
           (principal) => {
             if (principal === null) hub.closeSession(sessionId, false);
           },
@@ -119,7 +136,7 @@ export default fp(
     }, 1000);
     recheck.unref();
 
-    fastify.decorate('realtime', { hub, presence, handlers, tickets, polls, cluster });
+    fastify.decorate('realtime', { hub, connectionWork, presence, handlers, tickets, polls, cluster });
 
     // Before the HTTP server stops: other instances hear these users leave (bounded wait), then clients
     // hear 1001 and reconnect elsewhere.

@@ -141,7 +141,9 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       // After validation (a malformed request gets its 400 without using up a ticket), before the upgrade.
       preHandler: async (request) => {
         if (!originAllowed(request)) throw new Errors.ORIGIN_NOT_ALLOWED();
-        request.socketAuth = await authenticateSocket(request, request.params.userId);
+        request.socketAuth = await realtime.connectionWork(() =>
+          authenticateSocket(request, request.params.userId),
+        );
       },
     },
     (socket, request) => {
