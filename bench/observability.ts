@@ -102,27 +102,21 @@ await runBench('observability', async () => {
   const { on: onSummary, off: offSummary } = summariseCopies(rounds);
   const sendRatio = ratio(onSummary.rps, offSummary.rps);
   const p = (values: number[] | undefined, q: number) => round(percentile(values ?? [], q), 2);
+  const row = (when: string, server: string, values: number[] = []) => [
+    when,
+    server,
+    values.length,
+    p(values, 50),
+    p(values, 99),
+    p(values, 100),
+  ];
   printTable(
     ['health probes', 'server', 'probes', 'p50 ms', 'p99 ms', 'max ms'],
     [
-      ['idle', 'app /health', idle.app!.length, p(idle.app, 50), p(idle.app, 99), p(idle.app, 100)],
-      ['idle', 'bare', idle.bare!.length, p(idle.bare, 50), p(idle.bare, 99), p(idle.bare, 100)],
-      [
-        'under load',
-        'app /health',
-        loaded.app!.length,
-        p(loaded.app, 50),
-        p(loaded.app, 99),
-        p(loaded.app, 100),
-      ],
-      [
-        'under load',
-        'bare',
-        loaded.bare!.length,
-        p(loaded.bare, 50),
-        p(loaded.bare, 99),
-        p(loaded.bare, 100),
-      ],
+      row('idle', 'app /health', idle.app),
+      row('idle', 'bare', idle.bare),
+      row('under load', 'app /health', loaded.app),
+      row('under load', 'bare', loaded.bare),
     ],
   );
   const healthP99 = p(loaded.app, 99);
