@@ -194,9 +194,14 @@ export class FrameHandlers {
         : ((await this.deps.connectionWork(() => this.deps.channels.find(reference)))?._id ?? reference);
       out.hold(channelId);
       try {
-        const hubMember = this.deps.hub.isMember(principal.id, channelId);
+        // The hub is asked when the read starts, not before its turn: a removal while queued counts.
         const changes = await this.deps.connectionWork(() =>
-          this.deps.messages.changes(principal, channelId, { since_seq: since, limit }, { hubMember }),
+          this.deps.messages.changes(
+            principal,
+            channelId,
+            { since_seq: since, limit },
+            { hubMember: this.deps.hub.isMember(principal.id, channelId) },
+          ),
         );
         let bytes = 0;
         const fitting = changes.messages.findIndex(
