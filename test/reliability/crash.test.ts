@@ -12,12 +12,14 @@ import { recordSection } from './report.js';
 import { PROFILE } from './profile.js';
 import {
   api,
+  channelChanges,
+  channelHistory,
   connectTo,
+  countBy,
   kill,
   loginAdmin,
   newGroup,
   newPerson,
-  ok,
   pause,
   restart,
   sharedDatabaseUrl,
@@ -25,6 +27,7 @@ import {
   stopEverything,
   type Person,
   type ServerProcess,
+  type StoredMessage as Stored,
   type TestSocket,
 } from './harness.js';
 
@@ -42,16 +45,6 @@ const PACE_MS = 15;
 const ANSWER_MS = 20_000;
 /** How long a resumed client may take to catch up with the server's last messages. */
 const CATCH_UP_MS = 20_000;
-
-interface Stored {
-  id: string;
-  channel_id: string;
-  seq: number;
-  change_seq: number;
-  sender_id: string;
-  content: string;
-  client_id: string | null;
-}
 
 type Via = 'rest' | 'socket';
 
@@ -193,33 +186,6 @@ async function loop(sender: Sender, lane: number, running: () => boolean) {
 
 // ---- reading ----
 
-async function history(who: Person): Promise<Stored[]> {
-  const all: Stored[] = [];
-  let after = 0;
-  for (;;) {
-    const page = await ok<{ messages: Stored[]; has_more: boolean }>(
-      api(server, who, 'GET', `/channels/${channelId}/messages?after_seq=${after}&limit=200`),
-    );
-    all.push(...page.messages);
-    if (!page.has_more || page.messages.length === 0) return all;
-    after = page.messages.at(-1)!.seq;
-  }
-}
-
-/** Pages /changes from `since` to the end; returns what it read and the new mark. */
-async function changesSince(who: Person, since: number): Promise<{ messages: Stored[]; mark: number }> {
-  const all: Stored[] = [];
-  let mark = since;
-  for (;;) {
-    const page = await ok<{ messages: Stored[]; has_more: boolean; last_seq: number }>(
-      api(server, who, 'GET', `/channels/${channelId}/changes?since_seq=${mark}&limit=200`),
-    );
-    all.push(...page.messages);
-    mark = page.last_seq;
-    if (!page.has_more || page.messages.length === 0) return { messages: all, mark };
-  }
-}
-
 /** Every message of the channel a socket has seen: acks, live events and syncs. */
 function seenOn(socket: TestSocket): Stored[] {
   const seen: Stored[] = [];
@@ -254,14 +220,10 @@ async function resume(who: Person, since: number): Promise<{ socket: TestSocket;
   const answer = await socket.request({ type: 'resume', channels: { [channelId]: since } }, ANSWER_MS);
   expect(answer.type, JSON.stringify(answer)).toBe('ack');
   const sync = await socket.waitForType('sync', (frame) => frame.channel_id === channelId, ANSWER_MS);
-  const paged = sync.complete ? [] : (await changesSince(who, sync.last_seq as number)).messages;
+  const paged = sync.complete
+    ? []
+    : (await channelChanges(server, who, channelId, sync.last_seq as number)).messages;
   return { socket, paged };
-}
-
-function countBy<T>(values: readonly T[], key: (value: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const value of values) counts[key(value)] = (counts[key(value)] ?? 0) + 1;
-  return counts;
 }
 
 const ids = (messages: readonly Stored[]) => messages.map((message) => message.id);
@@ -345,8 +307,8 @@ describe('crash and restart under traffic', () => {
     }
 
     // ---- the server's state ----
-    const stored = await history(owner);
-    const changed = (await changesSince(owner, 0)).messages;
+    const stored = await channelHistory(server, owner, channelId);
+    const changed = (await channelChanges(server, owner, channelId)).messages;
     const storedCounts = countBy(stored, (message) => message.client_id ?? `(none) ${message.id}`);
     const duplicates = Object.values(storedCounts).reduce((sum, count) => sum + Math.max(0, count - 1), 0);
     const storedIds = new Set(stored.map((message) => message.client_id));
@@ -389,7 +351,7 @@ describe('crash and restart under traffic', () => {
     // A client without a socket: what it saw before the crash, then /changes from there.
     const readerPaged = view([
       ...seenBefore.get(reader)!,
-      ...(await changesSince(reader, lastSeen(seenBefore.get(reader)!))).messages,
+      ...(await channelChanges(server, reader, channelId, lastSeen(seenBefore.get(reader)!))).messages,
     ]);
     const storedOrder = JSON.stringify(ids(stored));
     const diverged = [...views].filter(([, mine]) => JSON.stringify(ids(mine)) !== storedOrder);

@@ -243,6 +243,63 @@ export async function newGroup(server: ServerProcess, owner: Person, members: Pe
   return channel.id;
 }
 
+// ---- reading a channel back ----
+
+/** A message as the API returns it, with the fields the reliability checks compare. */
+export interface StoredMessage {
+  id: string;
+  channel_id: string;
+  seq: number;
+  change_seq: number;
+  sender_id: string;
+  content: string;
+  client_id: string | null;
+}
+
+/** Every message of a channel, oldest first (GET /messages paged by seq). */
+export async function channelHistory(
+  server: ServerProcess,
+  who: Person,
+  channelId: string,
+): Promise<StoredMessage[]> {
+  const all: StoredMessage[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await ok<{ messages: StoredMessage[]; has_more: boolean }>(
+      api(server, who, 'GET', `/channels/${channelId}/messages?after_seq=${after}&limit=200`),
+    );
+    all.push(...page.messages);
+    if (!page.has_more || page.messages.length === 0) return all;
+    after = page.messages.at(-1)!.seq;
+  }
+}
+
+/** Pages GET /changes from `since` to the end; returns what it read and the new mark. */
+export async function channelChanges(
+  server: ServerProcess,
+  who: Person,
+  channelId: string,
+  since = 0,
+): Promise<{ messages: StoredMessage[]; mark: number }> {
+  const all: StoredMessage[] = [];
+  let mark = since;
+  for (;;) {
+    const page = await ok<{ messages: StoredMessage[]; has_more: boolean; last_seq: number }>(
+      api(server, who, 'GET', `/channels/${channelId}/changes?since_seq=${mark}&limit=200`),
+    );
+    all.push(...page.messages);
+    mark = page.last_seq;
+    if (!page.has_more || page.messages.length === 0) return { messages: all, mark };
+  }
+}
+
+/** How many of `values` fall under each key. */
+export function countBy<T>(values: readonly T[], key: (value: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[key(value)] = (counts[key(value)] ?? 0) + 1;
+  return counts;
+}
+
 // ---- sockets ----
 
 /** Opens a socket as `who` on `server` and waits for `hello`. */

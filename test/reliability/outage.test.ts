@@ -10,11 +10,13 @@ import { recordSection } from './report.js';
 import { PROFILE } from './profile.js';
 import {
   api,
+  channelChanges,
+  channelHistory,
   connectTo,
+  countBy,
   loginAdmin,
   newGroup,
   newPerson,
-  ok,
   pause,
   percentile,
   privateDatabase,
@@ -23,6 +25,7 @@ import {
   type Person,
   type PrivateDatabase,
   type ServerProcess,
+  type StoredMessage as Stored,
   type TestSocket,
 } from './harness.js';
 
@@ -45,15 +48,6 @@ const PACE_MS = 40;
 const HANG_MS = 20_000;
 /** Recovery must come within this after the database is back. */
 const RECOVERY_BOUND_MS = 45_000;
-
-interface Stored {
-  id: string;
-  seq: number;
-  change_seq: number;
-  sender_id: string;
-  content: string;
-  client_id: string | null;
-}
 
 type Via = 'rest' | 'socket';
 
@@ -245,32 +239,6 @@ async function stream(client: Client, running: () => boolean): Promise<void> {
 
 // ---- reading ----
 
-async function history(who: Person): Promise<Stored[]> {
-  const all: Stored[] = [];
-  let after = 0;
-  for (;;) {
-    const page = await ok<{ messages: Stored[]; has_more: boolean }>(
-      api(server, who, 'GET', `/channels/${channelId}/messages?after_seq=${after}&limit=200`),
-    );
-    all.push(...page.messages);
-    if (!page.has_more || page.messages.length === 0) return all;
-    after = page.messages.at(-1)!.seq;
-  }
-}
-
-async function changes(who: Person): Promise<Stored[]> {
-  const all: Stored[] = [];
-  let since = 0;
-  for (;;) {
-    const page = await ok<{ messages: Stored[]; has_more: boolean; last_seq: number }>(
-      api(server, who, 'GET', `/channels/${channelId}/changes?since_seq=${since}&limit=200`),
-    );
-    all.push(...page.messages);
-    if (!page.has_more || page.messages.length === 0) return all;
-    since = page.last_seq;
-  }
-}
-
 async function healthNow(): Promise<{ statusCode: number; status: string }> {
   try {
     const response = await fetch(`http://127.0.0.1:${server.port}/api/v2/health`, {
@@ -284,12 +252,6 @@ async function healthNow(): Promise<{ statusCode: number; status: string }> {
 }
 
 const round = (value: number) => Math.round(value);
-
-function countBy<T>(values: readonly T[], key: (value: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const value of values) counts[key(value)] = (counts[key(value)] ?? 0) + 1;
-  return counts;
-}
 
 describe('database outage under traffic', () => {
   it('fails sends fast while the database is gone, recovers by itself, and stores every acknowledged message exactly once', async () => {
@@ -396,8 +358,8 @@ describe('database outage under traffic', () => {
     }
 
     // ---- what is stored ----
-    const stored = await history(owner);
-    const changed = await changes(owner);
+    const stored = await channelHistory(server, owner, channelId);
+    const changed = (await channelChanges(server, owner, channelId)).messages;
     const ours = stored.filter((message) => message.client_id !== null);
 
     // ---- figures ----
