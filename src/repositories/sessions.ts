@@ -43,8 +43,14 @@ export class SessionsRepository {
     );
   }
 
+  /**
+   * Moves the idle timer. The filter is the id alone: FerretDB uses its index only for exactly `{_id}`,
+   * and with anything more each touch read every session while it held the write lock (in a reconnect
+   * storm, a second each, with every send queued behind). Touching a session revoked meanwhile is harmless:
+   * `revoked_at` still ends it.
+   */
   touch(id: string, at: Date): Promise<unknown> {
-    return this.sessions.updateOne({ _id: id, revoked_at: null }, { $set: { last_used_at: at } });
+    return this.sessions.updateOne({ _id: id }, { $set: { last_used_at: at } });
   }
 
   /** Deletes sessions that ended (revoked or expired) before `before`; returns how many. */
