@@ -160,6 +160,13 @@ export class ChannelsService {
     string,
     { access: ChannelAccess & { membership: MembershipDoc }; at: number }
   >();
+  /** Checks running now, shared by the sends that wait for them. */
+  private readonly sendAccessChecks = new Map<
+    string,
+    Promise<ChannelAccess & { membership: MembershipDoc }>
+  >();
+  /** Moves on every removal: a check that began before one is not kept (its answer may be stale). */
+  private sendAccessGeneration = 0;
   private readonly memberChannels = new Map<string, { channel: ChannelDoc; at: number }>();
 
   /** The messages service tells where each channel's numbering stands in this process. */
@@ -238,18 +245,61 @@ export class ChannelsService {
     return access as ChannelAccess & { membership: MembershipDoc };
   }
 
-  /** As `memberAccess`, answered from a short-lived cache of successful checks (for sends). */
+  /**
+   * As `memberAccess`, answered from a short-lived cache of successful checks (for sends): an answer is
+   * used at most SEND_ACCESS_CACHE_MS after its check began. Past half that age it is checked again in the
+   * background, so someone sending steadily never waits on the database for it (under load that read was
+   * the slowest step before a send's insert).
+   */
   async memberAccessForSend(
     actor: Actor,
     reference: string,
   ): Promise<ChannelAccess & { membership: MembershipDoc }> {
     const key = `${actor.id}|${reference}`;
     const cached = this.sendAccess.get(key);
-    if (cached && Date.now() - cached.at < SEND_ACCESS_CACHE_MS) return cached.access;
-    const access = await this.memberAccess(actor, reference);
-    if (this.sendAccess.size >= SEND_ACCESS_CACHE_SIZE) this.sendAccess.clear();
-    this.sendAccess.set(key, { access, at: Date.now() });
-    return access;
+    const age = cached ? Date.now() - cached.at : Number.POSITIVE_INFINITY;
+    if (cached && age < SEND_ACCESS_CACHE_MS) {
+      if (age >= SEND_ACCESS_CACHE_MS / 2)
+        void this.checkSendAccess(actor, reference, key).catch(() => undefined);
+      return cached.access;
+    }
+    return this.checkSendAccess(actor, reference, key);
+  }
+
+  /**
+   * One check at a time per sender and channel. Its answer is kept only if no removal came while it ran;
+   * a refusal (or a failure) drops the earlier answer at once.
+   */
+  private checkSendAccess(
+    actor: Actor,
+    reference: string,
+    key: string,
+  ): Promise<ChannelAccess & { membership: MembershipDoc }> {
+    const running = this.sendAccessChecks.get(key);
+    if (running) return running;
+    const startedAt = Date.now();
+    const generation = this.sendAccessGeneration;
+    const current = () => generation === this.sendAccessGeneration;
+    const check = this.memberAccess(actor, reference).then(
+      (access) => {
+        if (current()) {
+          if (this.sendAccess.size >= SEND_ACCESS_CACHE_SIZE) this.sendAccess.clear();
+          this.sendAccess.set(key, { access, at: startedAt });
+        }
+        return access;
+      },
+      (error: unknown) => {
+        if (current()) this.sendAccess.delete(key);
+        throw error;
+      },
+    );
+    this.sendAccessChecks.set(key, check);
+    void check
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.sendAccessChecks.get(key) === check) this.sendAccessChecks.delete(key);
+      });
+    return check;
   }
 
   /**
@@ -270,7 +320,9 @@ export class ChannelsService {
 
   /** Membership removed, channel archived or renamed: no send or resume may rely on an earlier check. */
   private forgetSendAccess(): void {
+    this.sendAccessGeneration += 1;
     this.sendAccess.clear();
+    this.sendAccessChecks.clear();
     this.memberChannels.clear();
   }
 
