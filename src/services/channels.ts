@@ -280,25 +280,24 @@ export class ChannelsService {
     const startedAt = Date.now();
     const generation = this.sendAccessGeneration;
     const current = () => generation === this.sendAccessGeneration;
-    const check = this.memberAccess(actor, reference).then(
-      (access) => {
-        if (current()) {
-          if (this.sendAccess.size >= SEND_ACCESS_CACHE_SIZE) this.sendAccess.clear();
-          this.sendAccess.set(key, { access, at: startedAt });
-        }
-        return access;
-      },
-      (error: unknown) => {
-        if (current()) this.sendAccess.delete(key);
-        throw error;
-      },
-    );
-    this.sendAccessChecks.set(key, check);
-    void check
-      .catch(() => undefined)
+    const check: Promise<ChannelAccess & { membership: MembershipDoc }> = this.memberAccess(actor, reference)
+      .then(
+        (access) => {
+          if (current()) {
+            if (this.sendAccess.size >= SEND_ACCESS_CACHE_SIZE) this.sendAccess.clear();
+            this.sendAccess.set(key, { access, at: startedAt });
+          }
+          return access;
+        },
+        (error: unknown) => {
+          if (current()) this.sendAccess.delete(key);
+          throw error;
+        },
+      )
       .finally(() => {
         if (this.sendAccessChecks.get(key) === check) this.sendAccessChecks.delete(key);
       });
+    this.sendAccessChecks.set(key, check);
     return check;
   }
 
