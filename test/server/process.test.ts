@@ -259,3 +259,41 @@ describe('a valid start and a graceful stop', () => {
     expect(entries).toContainEqual(expect.objectContaining({ msg: 'shutting down', signal: 'SIGTERM' }));
   }, 60_000);
 });
+
+describe('bodies over the limit', () => {
+  it('are answered 413 to a client still sending them; one that never stops is cut off', async () => {
+    // A process of its own: with client and server in one event loop the early close never bites.
+    const { env, port } = await validEnv({ REQUEST_TIMEOUT_MS: '2000' });
+    const server = launch(env);
+    await waitForHealthy(server, port);
+    // Twelve times the 1 MiB limit, declared up front: refused before it is read, then read and dropped, so
+    // the client, still writing, gets its answer. Closing at once made it fail with EPIPE, often but not
+    // always (it depends on when the close lands): five tries.
+    const oversized = JSON.stringify({ email: 'x'.repeat(12 * 1024 * 1024) });
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const response = await fetch(`http://127.0.0.1:${port}/api/v2/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: oversized,
+      });
+      expect(response.status).toBe(413);
+      expect(await response.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    }
+
+    // A chunked body that never ends, sent as fast as it goes: closed once the dropped part passes its bound.
+    const started = Date.now();
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk) => (answer += chunk));
+    socket.on('error', () => undefined);
+    socket.write(
+      'POST /api/v2/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    const piece = 'x'.repeat(256 * 1024);
+    const sending = setInterval(() => socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n`), 1);
+    await new Promise((resolve) => socket.once('close', resolve));
+    clearInterval(sending);
+    expect(answer).toContain('413');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 60_000);
+});

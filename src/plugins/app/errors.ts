@@ -122,6 +122,7 @@ export default fp(
       } else if (described.statusCode >= 500) {
         request.log.error({ err: error, request: requestContext(request) }, 'request failed');
       }
+      if (described.statusCode === 413) drainRefusedBody(request, reply);
       return sendError(request, reply, described);
     });
 
@@ -139,6 +140,27 @@ export default fp(
   },
   { name: 'errors', dependencies: ['rate-limit'] },
 );
+
+/** How much of a refused body is read and dropped so its client can read the 413; more closes. */
+const REFUSED_BODY_DRAIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A body refused as too large is usually still on its way. Fastify closes such a connection as soon as it
+ * answers, and a client still writing then often gets EPIPE and never reads the 413 (the fuzz suite's
+ * "no answer"). So the rest is read and dropped instead, and the connection kept: up to
+ * REFUSED_BODY_DRAIN_BYTES (then it is closed), and within REQUEST_TIMEOUT_MS like any request.
+ */
+function drainRefusedBody(request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw;
+  if (raw.complete) return;
+  void reply.removeHeader('connection');
+  let drained = 0;
+  raw.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > REFUSED_BODY_DRAIN_BYTES) raw.socket.destroy();
+  });
+  raw.resume();
+}
 
 /** What a 5xx log line needs to reproduce the problem; headers are redacted by the logger. */
 function requestContext(request: FastifyRequest) {
