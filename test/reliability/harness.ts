@@ -2,10 +2,12 @@
 // processes (src/server.ts under tsx, configured only by its environment), the API over real HTTP, people
 // made by the first admin, real WebSocket clients, and the server's own health figures. Everything it
 // starts is stopped by `stopEverything` (call it in afterAll).
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, inject } from 'vitest';
+import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/index.js';
 import {
   ensureFerretDbBinary,
@@ -148,6 +150,34 @@ export async function restart(server: ServerProcess): Promise<ServerProcess> {
   cleanups.push(() => kill(again.child));
   await waitForHealth(again, ({ statusCode }) => statusCode === 200, 90_000);
   return again;
+}
+
+/**
+ * The environment that opens a server's inspector on `port` (127.0.0.1 only), for `collectGarbage`.
+ * Nothing is attached until it is called, so the server runs as it would without it.
+ */
+export function inspectorEnv(port: number): Record<string, string> {
+  return { NODE_OPTIONS: `--inspect=127.0.0.1:${port}` };
+}
+
+/**
+ * A full garbage collection in the server process, through its inspector (see `inspectorEnv`): memory
+ * measured afterwards is what the server keeps, not garbage a later collection would have freed, so a
+ * leak check does not depend on when V8 last ran a full collection.
+ */
+export async function collectGarbage(inspectorPort: number): Promise<void> {
+  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as {
+    webSocketDebuggerUrl: string;
+  }[];
+  const socket = new WebSocket(targets[0]!.webSocketDebuggerUrl);
+  try {
+    await once(socket, 'open');
+    socket.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    // The only reply is the one to id 1, sent once the collection has finished.
+    await once(socket, 'message');
+  } finally {
+    socket.close();
+  }
 }
 
 /** The figures health keeps: RSS and heap, for the memory checks. */
