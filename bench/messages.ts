@@ -8,8 +8,8 @@
 //      and what the database did for each hot query (explain: index used, documents examined).
 // Sends go to CHANNELS channels at random (as in a company, not all in one room); no client_id.
 //
-//   npm run bench:messages               4 rounds of 8 s per server
-//   npm run bench:messages -- --quick    2 rounds of 4 s (under a minute)
+//   npm run bench:messages               3 rounds of 8 s per server, 100,000 seeded messages
+//   npm run bench:messages -- --quick    1 round of 3 s, 20,000 seeded messages (under a minute)
 //
 // MONGO_URL, when set, is the database server (fresh databases on it, dropped at the end); otherwise the
 // embedded server is started in a temporary folder.
