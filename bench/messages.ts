@@ -43,8 +43,9 @@ const { quick } = parseBenchArgs();
 // 10,000 messages to stay under a minute (it says so in its output and RESULT).
 // Each server sends for `warmupS` before anything is measured. The app's send path takes V8 about ten
 // seconds of traffic to optimise: a freshly started app used 2.0 ms of CPU per send in its first two
-// seconds, 0.9 ms after six and 0.7 ms after twelve. Measured that early (a 1 s warm-up), --quick gave
-// 0.52–0.63 where full runs of the same code gave 0.86. The bare route is steady within a second.
+// seconds, 0.9 ms after six and 0.7 ms after twelve; the bare route is steady within a second. Measured
+// that early (a 1 s warm-up), --quick gave 0.61–0.63 where full runs of the same code gave 0.72–0.86.
+// A single 3 s round stays noisy all the same: the full run is the figure to quote.
 const plan = quick
   ? { rounds: 1, durationS: 3, warmupS: 6, seeded: 10_000, historySamples: 10, searchSamples: 2 }
   : { rounds: 3, durationS: 8, warmupS: 10, seeded: 100_000, historySamples: 40, searchSamples: 4 };
