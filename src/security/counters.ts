@@ -1,7 +1,8 @@
 // The bounded, in-process memory the stateful rules need: how many times something happened to a key
 // lately, and how many distinct things. Keys are evicted least-recently-used, so an attacker rotating
 // addresses cannot grow them without limit; each key keeps at most `cap` timestamps.
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 
 /** Events per key within a sliding window. */
 export class RecentCounter {
@@ -12,7 +13,7 @@ export class RecentCounter {
     private readonly cap: number,
     maxKeys: number,
   ) {
-    this.times = new LRUCache({ max: maxKeys });
+    this.times = boundedCache(maxKeys);
   }
 
   /** Counts one event; returns the events of this key within the window, this one included. */
@@ -39,7 +40,7 @@ export class DistinctCounter {
     private readonly cap: number,
     maxKeys: number,
   ) {
-    this.seen = new LRUCache({ max: maxKeys });
+    this.seen = boundedCache(maxKeys);
   }
 
   /** Records `value` for `key`; returns the distinct values within the window and whether this one is new. */
@@ -73,7 +74,7 @@ export class RateBaseline {
     private readonly floor: number,
     maxKeys: number,
   ) {
-    this.users = new LRUCache({ max: maxKeys });
+    this.users = boundedCache(maxKeys);
   }
 
   /** Counts a request; true once per slot when the slot's count goes far above the baseline. */

@@ -2,7 +2,7 @@
 // total against three thresholds decides what happens: observe (a security event is recorded), alert
 // (connected admins are told too) or block (the principal is banned for a while; bans double on repeat).
 // It knows nothing of HTTP or sockets: the detection plugin turns requests and frames into fired rules.
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 import { newId } from '../lib/ids.js';
 import type { Config } from '../config/index.js';
 import { RULES, type FiredRule, type RuleCategory, type RuleId } from './rules.js';
@@ -63,7 +63,7 @@ export const ipPrincipal = (ip: string | null | undefined): string => `ip:${ip ?
 
 /** The bans in force, in memory on every instance (the per-request check never waits for anything). */
 export class BanList {
-  private readonly bans = new LRUCache<string, Ban>({ max: 100_000 });
+  private readonly bans = boundedCache<string, Ban>(100_000);
 
   active(key: string, now: number): Ban | undefined {
     const ban = this.bans.get(key);
@@ -96,7 +96,7 @@ export class BanList {
 export class DetectionEngine {
   readonly bans = new BanList();
   /** Principals admins were alerted about lately: one alert per principal per 10 minutes (bans always). */
-  private readonly alerted = new LRUCache<string, true>({ max: 10_000, ttl: 10 * 60_000 });
+  private readonly alerted = boundedCache<string, true>(10_000, { ttl: 10 * 60_000 });
   private readonly now: () => number;
 
   constructor(private readonly deps: EngineDeps) {

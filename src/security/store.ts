@@ -4,7 +4,8 @@
 // bans. Each instance also keeps the bans in memory (see BanList): the check on every request never
 // waits for Redis.
 import type { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 
 export interface Ban {
   /** `user:<id>` or `ip:<address>`. */
@@ -47,8 +48,8 @@ export class MemorySecurityStore implements SecurityStore {
     private readonly offenseMemoryMs: number,
     maxPrincipals: number,
   ) {
-    this.scores = new LRUCache({ max: maxPrincipals });
-    this.offenses = new LRUCache({ max: maxPrincipals });
+    this.scores = boundedCache(maxPrincipals);
+    this.offenses = boundedCache(maxPrincipals);
   }
 
   async addScore(principal: string, points: number, now: number): Promise<number> {
