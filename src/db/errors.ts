@@ -21,6 +21,18 @@ const SOCKET_ERRORS = new Set([
 /** Server codes of a server shutting down or killing operations (InterruptedAtShutdown, ShutdownInProgress…). */
 const SHUTDOWN_CODES = new Set([11600, 91, 11602, 189]);
 
+/**
+ * A raw socket error, but not one from reading the request: Fastify gives those a statusCode (400), and a
+ * client that hangs up mid-body (ECONNRESET "aborted") is no database outage.
+ */
+function isRawSocketError(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code)) &&
+    !('statusCode' in error)
+  );
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   return (
     error instanceof MongoServerSelectionError ||
@@ -28,7 +40,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
       (SHUTDOWN_CODES.has(Number(error.code)) ||
         // FerretDB cancels the operations in flight when it stops.
         (error.code === 1 && /context canceled/.test(error.message)))) ||
-    (error instanceof Error && SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code))) ||
+    isRawSocketError(error) ||
     error instanceof MongoNetworkError ||
     error instanceof MongoNetworkTimeoutError ||
     error instanceof MongoNotConnectedError ||

@@ -25,6 +25,9 @@ const FRAMEWORK_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
 };
 
+/** Logged when a request fails because its client closed the connection before it was read. */
+export const CLIENT_GONE = 'client closed the connection mid-request';
+
 /** Codes we document; anything else (a third-party plugin's own code) falls back to a status code. */
 const DOCUMENTED_CODES = new Set(ERROR_CODES.map((entry) => entry.code));
 
@@ -116,7 +119,10 @@ export default fp(
 
     fastify.setErrorHandler((error: FastifyError, request, reply) => {
       const described = describeError(error);
-      if (described.code === 'DATABASE_UNAVAILABLE') {
+      if (request.raw.socket?.destroyed) {
+        // Nobody will read this answer, and the failure is most likely the hang-up itself.
+        request.log.info({ err: error.message, url: redactUrl(request.url) }, CLIENT_GONE);
+      } else if (described.code === 'DATABASE_UNAVAILABLE') {
         fastify.database?.markUnavailable(error);
         request.log.warn({ err: error.message, url: redactUrl(request.url) }, 'database unavailable');
       } else if (described.statusCode >= 500) {
