@@ -129,10 +129,10 @@ export class DatabaseMonitor {
       await Promise.race([
         this.pingCommand,
         new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer to ping within ${this.options.timeoutMs} ms`)),
-            this.options.timeoutMs,
-          );
+          const timedOut = () => reject(new Error(`no answer to ping within ${this.options.timeoutMs} ms`));
+          // Judged after the I/O that is waiting has been read (setImmediate runs after the poll phase): if
+          // this process was stalled past the timeout, an answer that came in meanwhile wins the race.
+          timer = setTimeout(() => setImmediate(timedOut), this.options.timeoutMs);
         }),
       ]);
       const latency = Math.round((performance.now() - started) * 100) / 100;

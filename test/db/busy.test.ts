@@ -166,6 +166,23 @@ describe('a busy database', () => {
     });
   }, 40_000);
 
+  it('is not down because the server itself stalled past the ping timeout while the answer came in', async () => {
+    const monitor = testApp.app.database;
+    proxy.slowDown(100);
+    try {
+      const check = monitor.check();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the ping is out, its answer on the way
+      // A synchronous stall of the whole process (a long computation, a big collection) past the 400 ms
+      // timeout: when it ends, the timeout and the database's answer are both due.
+      const stallUntil = performance.now() + 700;
+      while (performance.now() < stallUntil);
+      await check;
+      expect(monitor.state.status).toBe('up');
+    } finally {
+      proxy.slowDown(0);
+    }
+  });
+
   it('answers 503 for an operation cut off by a client reset', async () => {
     // What the monitor's reset does to work in flight (db/monitor.ts resetIfStuck), with a client of our own.
     const client = await new MongoClient(proxy.url, { serverSelectionTimeoutMS: 2_000 }).connect();
