@@ -149,6 +149,7 @@ export const configSchema = z.object({
     typing_throttle_ms: int(0, 60_000).default(2000),
     resume_limit: int(1, 1000).default(200),
     poll_buffer: int(10, 100_000).default(1000),
+    connection_work_concurrency: int(1, 1000).default(2),
   }),
   auth: z.object({
     secret_key: optionalString(),
@@ -383,6 +384,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   WS_TYPING_THROTTLE_MS: 'ws.typing_throttle_ms',
   WS_RESUME_LIMIT: 'ws.resume_limit',
   WS_POLL_BUFFER: 'ws.poll_buffer',
+  WS_CONNECTION_WORK: 'ws.connection_work_concurrency',
   USER_STORAGE_QUOTA: 'files.user_quota',
   FILE_LINK_TTL: 'files.link_ttl_s',
   FILE_ORPHAN_TTL: 'files.orphan_ttl_s',
