@@ -7,6 +7,7 @@ import path from 'node:path';
 import Fastify, { type FastifyError } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isDatabaseUnavailable } from '../../src/db/errors.js';
+import { CLIENT_GONE } from '../../src/plugins/app/errors.js';
 import { createChannel, person, type Person } from '../conversations/fixtures.js';
 import { BOUNDARY, filesOverrides, multipartHeaders } from '../files/fixtures.js';
 import { startListening, type ListeningApp } from '../realtime/fixtures.js';
@@ -53,6 +54,21 @@ async function hangUpMidBody(head: string, bodyStart: string | Buffer, port = li
   socket.destroy();
 }
 
+/** How many log lines say `msg`. */
+const logged = (msg: string) => logLines().filter((line) => line.msg === msg).length;
+
+/**
+ * Runs `hangUp`, waits until the server has logged one more hang-up, and checks that the database was
+ * never taken for down.
+ */
+async function expectHangUpHandled(hangUp: () => Promise<void>): Promise<void> {
+  const before = logged(CLIENT_GONE);
+  await hangUp();
+  await vi.waitFor(() => expect(logged(CLIENT_GONE)).toBe(before + 1), { timeout: 5000 });
+  expect(listening.app.database.state.status).toBe('up');
+  expect(logged('database unreachable')).toBe(0);
+}
+
 const requestHead = (url: string, headers: Record<string, string>) =>
   `POST /api/v2${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${sender.headers.authorization}\r\n` +
   Object.entries(headers)
@@ -73,49 +89,24 @@ describe('a client that hangs up mid-body', () => {
   ])('sending a message with %s leaves the database up and stores nothing', async (_label, headers) => {
     const { app } = listening;
     const before = await app.db.collection('messages').countDocuments({ channel_id: channelId });
-    const goneBefore = logLines().filter(
-      (line) => line.msg === 'client closed the connection mid-request',
-    ).length;
     const partial = `{"channel_id":"${channelId}","content":"never fini`;
     const body =
       'Transfer-Encoding' in headers ? `${partial.length.toString(16)}\r\n${partial}\r\n` : partial;
-    await hangUpMidBody(requestHead('/messages', headers), body);
-
-    // The server has handled the hang-up once it logs it.
-    await vi.waitFor(
-      () =>
-        expect(
-          logLines().filter((line) => line.msg === 'client closed the connection mid-request').length,
-        ).toBe(goneBefore + 1),
-      { timeout: 5000 },
-    );
-    expect(app.database.state.status).toBe('up');
-    expect(logLines().filter((line) => line.msg === 'database unreachable')).toEqual([]);
+    await expectHangUpHandled(() => hangUpMidBody(requestHead('/messages', headers), body));
     expect((await app.inject({ method: 'GET', url: '/api/v2/health' })).statusCode).toBe(200);
     expect(await app.db.collection('messages').countDocuments({ channel_id: channelId })).toBe(before);
   });
 
   it('uploading a file leaves the database up', async () => {
     const { app } = listening;
-    const goneBefore = logLines().filter(
-      (line) => line.msg === 'client closed the connection mid-request',
-    ).length;
     const partHead =
       `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\n` +
       'Content-Type: text/plain\r\n\r\n';
-    await hangUpMidBody(
-      requestHead('/files', { ...multipartHeaders(), 'Content-Length': String(partHead.length + 30_000) }),
-      partHead + 'c'.repeat(10_000),
-    );
-    await vi.waitFor(
-      () =>
-        expect(
-          logLines().filter((line) => line.msg === 'client closed the connection mid-request').length,
-        ).toBe(goneBefore + 1),
-      { timeout: 5000 },
-    );
-    expect(app.database.state.status).toBe('up');
-    expect(logLines().filter((line) => line.msg === 'database unreachable')).toEqual([]);
+    const head = requestHead('/files', {
+      ...multipartHeaders(),
+      'Content-Length': String(partHead.length + 30_000),
+    });
+    await expectHangUpHandled(() => hangUpMidBody(head, partHead + 'c'.repeat(10_000)));
     expect(await app.db.collection('files').countDocuments({ uploader_id: sender.id })).toBe(0);
   });
 });
