@@ -70,6 +70,8 @@ const REQUEST_TIMEOUT_MS = 35_000;
 const ANSWER_TIMEOUT_MS = 10_000;
 /** The server's WS_MAX_FRAME default: a bigger frame is closed with 1009 (documented). */
 const MAX_FRAME_BYTES = 64 * 1024;
+/** Two thirds of the server's access-token lifetime (ACCESS_TOKEN_TTL, 900 s by default). */
+const TOKEN_REFRESH_AFTER_MS = 10 * 60_000;
 const BASE_SEED = Number.isSafeInteger(Number(process.env.FUZZ_SEED))
   ? Number(process.env.FUZZ_SEED)
   : Math.floor(Math.random() * 2 ** 31);
@@ -1244,6 +1246,7 @@ describe('fuzzing: every REST route and every frame type', () => {
   let client: MongoClient;
   let db: Db;
   const people = {} as Record<Role, Person & { password: string }>;
+  const signedInAt: Record<Role, number> = { admin: 0, member: 0 };
   const sockets = {} as Record<Role, TestSocket>;
   let fixtures: Fixtures = {};
   /** A user the auth routes can sign in (its password is LOGIN_PASSWORD). */
@@ -1288,6 +1291,16 @@ describe('fuzzing: every REST route and every frame type', () => {
     const { password } = people[role];
     const person = await login(server, people[role].email, password);
     people[role] = { ...person, password };
+    signedInAt[role] = Date.now();
+  }
+
+  /**
+   * Access tokens live 15 minutes (auth.access_token_ttl_s) and a full run lasts longer: like a real
+   * client, the fuzzer gets a new one before its token runs out, or a socket reopened late in the run is
+   * refused with 4401 (one full run failed so, 17 minutes in).
+   */
+  async function keepSignedIn(role: Role): Promise<void> {
+    if (Date.now() - signedInAt[role] > TOKEN_REFRESH_AFTER_MS) await signIn(role);
   }
 
   /**
@@ -1456,6 +1469,7 @@ describe('fuzzing: every REST route and every frame type', () => {
 
   async function runHttp(target: string, example: HttpCase): Promise<void> {
     const write = example.method !== 'GET' && example.method !== 'HEAD';
+    await keepSignedIn(example.role);
     const token = people[example.role].token;
     await perCaseFixtures([example.url, example.body ? bodyText(example.body) : '']);
     const url = `http://127.0.0.1:${server.port}${fillPlaceholders(example.url, fixtures, '', true)}`;
@@ -1563,6 +1577,7 @@ describe('fuzzing: every REST route and every frame type', () => {
   ]);
 
   async function runFrame(type: string, example: FrameCase): Promise<void> {
+    await keepSignedIn(example.role);
     const socket = await socketFor(example.role);
     const id = `fz${++frameCounter}`;
     await perCaseFixtures([bodyText(example.frame)]);
@@ -1742,6 +1757,7 @@ describe('fuzzing: every REST route and every frame type', () => {
   async function setUpPeople(): Promise<void> {
     const adminPerson = await login(server, ADMIN_EMAIL, ADMIN_PASSWORD);
     people.admin = { ...adminPerson, password: ADMIN_PASSWORD };
+    signedInAt.admin = Date.now();
     const memberEmail = uniqueEmail('fuzz-member');
     const memberPassword = strongPassword();
     await ok(
@@ -1754,6 +1770,7 @@ describe('fuzzing: every REST route and every frame type', () => {
       201,
     );
     people.member = { ...(await login(server, memberEmail, memberPassword)), password: memberPassword };
+    signedInAt.member = Date.now();
     await ok(
       api(server, adminPerson, 'POST', '/admin/users', {
         email: loginEmail,
