@@ -1,6 +1,5 @@
 // What each client frame does. Sends, edits, reactions and read marks run the very same service calls as
 // REST, so idempotency, validation, permissions and the per-user send limit are identical on both.
-import type { LimitFunction } from 'p-limit';
 import type { Config } from '../config/index.js';
 import { Errors, validationError } from '../errors.js';
 import { isId } from '../lib/ids.js';
@@ -8,6 +7,7 @@ import type { ChannelsService } from '../services/channels.js';
 import type { Principal, RequestContext } from '../services/context.js';
 import type { MessagesService } from '../services/messages.js';
 import type { UsersService } from '../services/users.js';
+import type { ConnectionWork } from './connection-work.js';
 import type { Hub } from './hub.js';
 import type { Presence } from './presence.js';
 import type { ClientFrame, FrameOf } from './protocol.js';
@@ -27,7 +27,7 @@ export interface HandlerDeps {
   config: Config['ws'];
   hub: Hub;
   /** Runs the database work of sockets coming and going, a few at a time (plugins/app/realtime.ts). */
-  connectionWork: LimitFunction;
+  connectionWork: ConnectionWork;
   presence: Presence;
   messages: MessagesService;
   channels: ChannelsService;
@@ -191,11 +191,11 @@ export class FrameHandlers {
       // Events carry channel ids: a channel named by name is looked up first, so its hold catches them.
       const channelId = isId(reference)
         ? reference
-        : ((await this.deps.connectionWork(() => this.deps.channels.find(reference)))?._id ?? reference);
+        : ((await this.deps.connectionWork.run(() => this.deps.channels.find(reference)))?._id ?? reference);
       out.hold(channelId);
       try {
         // The hub is asked when the read starts, not before its turn: a removal while queued counts.
-        const changes = await this.deps.connectionWork(() =>
+        const changes = await this.deps.connectionWork.run(() =>
           this.deps.messages.changes(
             principal,
             channelId,

@@ -21,6 +21,12 @@ export const realtimeCheckSchema = z.object({
   users: z.number().describe('distinct users connected to this instance'),
   slow_consumer_closes: z.number(),
   heartbeat_terminations: z.number(),
+  connection_work: z
+    .object({ running: z.number(), queued: z.number(), timed_out: z.number() })
+    .describe(
+      'Database work of sockets coming and going (sign-in, channel list, resume): under way, waiting for ' +
+        'a place (a reconnect backlog), and given up after DB_TIMEOUT_MS since start',
+    ),
 });
 
 export const systemSchema = z.object({

@@ -1,9 +1,10 @@
 // The database work of sockets coming and going (sign-in, channel list, chosen presence, resume) runs at
 // most ws.connection_work_concurrency operations at a time: the rest wait their turn, so a reconnect
 // storm never crowds sends out of the database (test/reliability/storm.test.ts measures that), and every
-// socket still gets through.
+// socket still gets through. An operation that never ends gives its place up after the time limit.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
+import { ConnectionWork } from '../../src/realtime/connection-work.js';
 import { person } from '../conversations/fixtures.js';
 import { connect } from './client.js';
 import { useListeningApp } from './fixtures.js';
@@ -28,8 +29,9 @@ describe('connection work', () => {
     let mostRunning = 0;
     let mostWaiting = 0;
     const sampler = setInterval(() => {
-      mostRunning = Math.max(mostRunning, work.activeCount);
-      mostWaiting = Math.max(mostWaiting, work.pendingCount);
+      const { running, queued } = work.stats();
+      mostRunning = Math.max(mostRunning, running);
+      mostWaiting = Math.max(mostWaiting, queued);
     }, 0);
     try {
       const sockets = await Promise.all(people.map((who) => connect(port, who)));
@@ -41,5 +43,28 @@ describe('connection work', () => {
     expect(work.concurrency).toBe(CONCURRENCY);
     expect(mostRunning).toBe(CONCURRENCY);
     expect(mostWaiting).toBeGreaterThan(0);
+
+    // What ops see: nothing left under way or waiting, nothing given up.
+    const health = await app.inject({ method: 'GET', url: '/api/v2/health' });
+    expect(health.json().checks.realtime.connection_work).toEqual({ running: 0, queued: 0, timed_out: 0 });
+  });
+
+  it('gives up on an operation that never ends after the time limit, so the next one gets its place', async () => {
+    const work = new ConnectionWork(1, 50);
+    const stuck = work.run(() => new Promise<never>(() => {}));
+    const next = work.run(async () => 'ran');
+    expect(work.stats()).toMatchObject({ running: 1, queued: 1 });
+    await expect(stuck).rejects.toMatchObject({ code: 'DATABASE_UNAVAILABLE', statusCode: 503 });
+    await expect(next).resolves.toBe('ran');
+    expect(work.stats()).toEqual({ running: 0, queued: 0, timed_out: 1 });
+  });
+
+  it('counts the time limit from when an operation starts, not from when it was queued', async () => {
+    const work = new ConnectionWork(1, 100);
+    const slow = work.run(() => new Promise((resolve) => setTimeout(() => resolve('slow'), 70)));
+    const queuedBehind = work.run(() => new Promise((resolve) => setTimeout(() => resolve('next'), 70)));
+    // Each takes 70 ms of its 100; the second waited 70 ms first, 140 ms in all.
+    await expect(Promise.all([slow, queuedBehind])).resolves.toEqual(['slow', 'next']);
+    expect(work.stats().timed_out).toBe(0);
   });
 });

@@ -2,9 +2,9 @@
 // presence, the frame handlers, tickets, long-poll subscriptions, and the link to other instances
 // (Redis when REDIS_URL is set). It subscribes to what the services publish and tell.
 import fp from 'fastify-plugin';
-import pLimit, { type LimitFunction } from 'p-limit';
 import { RedisCluster, SoloCluster, type Cluster } from '../../realtime/cluster.js';
 import { CLOSE } from '../../realtime/connection.js';
+import { ConnectionWork } from '../../realtime/connection-work.js';
 import { FrameHandlers } from '../../realtime/handlers.js';
 import { Hub } from '../../realtime/hub.js';
 import { Polls } from '../../realtime/polls.js';
@@ -20,13 +20,8 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export interface Realtime {
   hub: Hub;
-  /**
-   * Runs the database work that sockets coming and going cause (authentication, the channel list, the
-   * chosen presence, resume reads, last-seen writes, the periodic session checks), at most
-   * `ws.connection_work_concurrency` operations at a time. A reconnect storm then queues here rather than
-   * in the driver's pool or in the database, where every send would wait behind it.
-   */
-  connectionWork: LimitFunction;
+  /** The gate for the database work of sockets coming and going (realtime/connection-work.ts). */
+  connectionWork: ConnectionWork;
   presence: Presence;
   handlers: FrameHandlers;
   tickets: Tickets;
@@ -60,21 +55,24 @@ export default fp(
     // 2 CPUs): with all of them in the driver's pool a send took seconds; with 5 at a time the probe's p99
     // was 105 ms, with 2 it was 47–50 ms, and the storm took no longer: the database is the bottleneck,
     // and more operations at once only lengthen its queue.
-    const connectionWork = pLimit(config.ws.connection_work_concurrency);
+    const connectionWork = new ConnectionWork(
+      config.ws.connection_work_concurrency,
+      config.database.timeout_ms,
+    );
     const hub: Hub = new Hub({
       config: config.ws,
       cluster,
       channelIdsOf: (userId) =>
-        connectionWork(() => fastify.channels.memberChannelIds({ id: userId, roles: [] })),
+        connectionWork.run(() => fastify.channels.memberChannelIds({ id: userId, roles: [] })),
       log: fastify.log,
     });
     const presence = new Presence({
       cluster,
       graceMs: config.ws.presence_grace_ms,
       flushMs: config.ws.status_flush_ms,
-      chosenStatus: (userId) => connectionWork(() => fastify.users.chosenPresence(userId)),
+      chosenStatus: (userId) => connectionWork.run(() => fastify.users.chosenPresence(userId)),
       saveChosenStatus: (userId, status) => fastify.users.choosePresence(userId, status),
-      saveLastSeen: (userId, at) => connectionWork(() => fastify.users.markSeen(userId, at)),
+      saveLastSeen: (userId, at) => connectionWork.run(() => fastify.users.markSeen(userId, at)),
       localUsers: () => hub.connectedUserIds(),
       isLocal: (userId) => hub.isConnected(userId),
       broadcast: (frame) => hub.deliverLocal(frame, { kind: 'everyone' }),
@@ -124,12 +122,14 @@ export default fp(
         perTick = Math.ceil(due.length / (SESSION_RECHECK_MS / 1000));
       }
       for (const sessionId of due.splice(0, perTick)) {
-        connectionWork(() => fastify.auth.recheckSession(sessionId)).then(
-          (principal) => {
-            if (principal === null) hub.closeSession(sessionId, false);
-          },
-          () => undefined, // database away: keep the sockets, try again next round
-        );
+        connectionWork
+          .run(() => fastify.auth.recheckSession(sessionId))
+          .then(
+            (principal) => {
+              if (principal === null) hub.closeSession(sessionId, false);
+            },
+            () => undefined, // database away: keep the sockets, try again next round
+          );
       }
     }, 1000);
     recheck.unref();

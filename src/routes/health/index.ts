@@ -59,6 +59,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (fastify) => {
             users: hubStats.users,
             slow_consumer_closes: hubStats.slow_consumer_closes,
             heartbeat_terminations: hubStats.heartbeat_terminations,
+            connection_work: fastify.realtime.connectionWork.stats(),
           },
         },
         websocket: { connections: hubStats.sockets + hubStats.polls, users: hubStats.users },

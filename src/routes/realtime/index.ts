@@ -141,7 +141,7 @@ const realtimeRoutes: FastifyPluginAsyncZod = async (fastify) => {
       // After validation (a malformed request gets its 400 without using up a ticket), before the upgrade.
       preHandler: async (request) => {
         if (!originAllowed(request)) throw new Errors.ORIGIN_NOT_ALLOWED();
-        request.socketAuth = await realtime.connectionWork(() =>
+        request.socketAuth = await realtime.connectionWork.run(() =>
           authenticateSocket(request, request.params.userId),
         );
       },
