@@ -19,6 +19,12 @@ import type { RequestContext } from './context.js';
 import type { EventPublisher } from './events.js';
 
 const MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000;
+/**
+ * An announcement published at once is left to its own request this long (longer than any request may
+ * take) before the scheduler publishes it in the request's place. Due at once, the scheduler sometimes
+ * claimed it between the insert and the request's own claim, and the request answered `published: false`.
+ */
+const PUBLISH_FALLBACK_MS = 60_000;
 
 export interface PublicAnnouncement {
   id: string;
@@ -74,6 +80,8 @@ export class AnnouncementsService {
     assertCan(actor, 'announcement.manage');
     const now = this.now();
     const scheduledAt = input.scheduled_at ?? null;
+    // A time in the past (or none) means now.
+    const publishNow = !scheduledAt || scheduledAt.getTime() <= now.getTime();
     if (scheduledAt && scheduledAt.getTime() - now.getTime() > MAX_SCHEDULE_AHEAD_MS) {
       throw validationError('scheduled_at is too far ahead', [
         { path: 'scheduled_at', message: 'must be within a year from now' },
@@ -88,7 +96,7 @@ export class AnnouncementsService {
       created_at: now,
       scheduled_at: scheduledAt,
       // Set for "now" too, so that the scheduler publishes it if this request fails midway.
-      due_at: scheduledAt ?? now,
+      due_at: publishNow ? new Date(now.getTime() + PUBLISH_FALLBACK_MS) : scheduledAt,
       published_at: null,
       deleted_at: null,
     };
@@ -103,9 +111,7 @@ export class AnnouncementsService {
       },
       context,
     );
-    // A time in the past (or none) means now.
-    if (!scheduledAt || scheduledAt.getTime() <= now.getTime())
-      return this.toPublic((await this.publish(doc)).doc);
+    if (publishNow) return this.toPublic((await this.publish(doc)).doc);
     return this.toPublic(doc);
   }
 

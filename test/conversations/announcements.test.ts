@@ -4,6 +4,7 @@
 // due while the server was down goes out when the server starts again — once.
 import type { FastifyPluginAsync } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { COLLECTIONS } from '../../src/db/collections.js';
 import type { PublicAnnouncement } from '../../src/services/announcements.js';
 import type { Audience, RealtimeEvent } from '../../src/services/events.js';
 import { buildTestApp, type TestApp, useTestApp } from '../helper.js';
@@ -90,6 +91,23 @@ describe('announcements: publishing now', () => {
       expect(events[0]!.event).toEqual({ type: 'new_announcement', data: created });
     } finally {
       recorder.stop();
+    }
+  });
+
+  it('is published by its own request, never raced by the scheduler (it runs every 200 ms here)', async () => {
+    const admin = await person(app().app, { roles: ['admin'] });
+    for (let n = 0; n < 25; n += 1) {
+      const created = await ok<PublicAnnouncement>(
+        post(app(), admin, { title: unique('Now '), content: `Number ${n}` }),
+        201,
+      );
+      expect(created.published, `announcement ${n}`).toBe(true);
+      // Should the request fail between its insert and its publication, the scheduler takes over after a
+      // minute, not at once.
+      const stored = await app()
+        .app.db.collection<{ _id: string; created_at: Date; due_at: Date }>(COLLECTIONS.announcements)
+        .findOne({ _id: created.id });
+      expect(stored!.due_at.getTime() - stored!.created_at.getTime()).toBe(60_000);
     }
   });
 
