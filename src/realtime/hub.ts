@@ -25,6 +25,9 @@ const NEW_MESSAGE_EVENTS = new Set(['chat_message', 'personal_message']);
 /** Longer than an authentication can take, and than the session cache of any instance (1 s). */
 const REVOKED_MEMORY_MS = 5000;
 
+/** An audience named by channel or by users: everything but a broadcast to everyone. */
+type TargetedAudience = Exclude<Audience, { kind: 'everyone' }>;
+
 /** Sockets a broadcast to everyone reaches per turn of the event loop (see deliverLocal). */
 const BROADCAST_SLICE = 500;
 
@@ -90,7 +93,11 @@ export class Hub {
   private inspector: FrameInspector = () => true;
   private faultListener: FrameFaultListener = () => {};
   /** Events for channels and users waiting for their fan-out, oldest first (see deliverLocal). */
-  private readonly outbox: { event: RealtimeEvent; audience: Audience; exceptConnectionId?: string }[] = [];
+  private readonly outbox: {
+    event: RealtimeEvent;
+    audience: TargetedAudience;
+    exceptConnectionId?: string;
+  }[] = [];
   /** Events for everyone waiting for their fan-out, oldest first; the first may be partly sent. */
   private readonly broadcasts: Broadcast[] = [];
   private draining = false;
@@ -356,7 +363,7 @@ export class Hub {
   }
 
   /** Serializes once and hands the same buffer to every local recipient of the audience. */
-  private fanOut(event: RealtimeEvent, audience: Audience, exceptConnectionId?: string): void {
+  private fanOut(event: RealtimeEvent, audience: TargetedAudience, exceptConnectionId?: string): void {
     let payload: Buffer | undefined;
     let delivered = 0;
     const send = (user: ConnectedUser | undefined) => {
@@ -371,10 +378,8 @@ export class Hub {
     if (audience.kind === 'channel') {
       for (const userId of this.channelMembers.get(audience.channelId) ?? [])
         if (userId !== audience.exceptUserId) send(this.users.get(userId));
-    } else if (audience.kind === 'users') {
-      for (const userId of new Set(audience.userIds)) send(this.users.get(userId));
     } else {
-      for (const user of this.users.values()) send(user);
+      for (const userId of new Set(audience.userIds)) send(this.users.get(userId));
     }
     if (delivered) this.countDelivered(event.type, delivered, true);
   }
